@@ -1,0 +1,150 @@
+//! `clip-sql`: datafusion-cli with the CLIP functions, image tables and
+//! `clip.*` settings registered. REPL, `-c`, `-f` and the print formats are
+//! datafusion-cli's own.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use datafusion::config::ConfigOptions;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion_cli::catalog::DynamicObjectStoreCatalog;
+use datafusion_cli::exec;
+use datafusion_cli::object_storage::instrumented::InstrumentedObjectStoreRegistry;
+use datafusion_cli::print_format::PrintFormat;
+use datafusion_cli::print_options::{MaxRows, PrintOptions};
+use datafusion_clip::ClipOptions;
+
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "SQL over image tables with CLIP functions (DataFusion + candle)",
+    long_about = "SQL over image tables with CLIP functions.\n\n\
+        Without -c or -f, starts an interactive shell.\n\
+        Example: clip-sql -f sql/benchmarks/cifar10.sql"
+)]
+struct Args {
+    /// Execute the given SQL statement(s), then exit.
+    #[arg(short = 'c', long, num_args = 0.., value_parser = parse_command)]
+    command: Vec<String>,
+
+    /// Execute the statements of the given file(s), then exit.
+    #[arg(short, long, num_args = 0.., value_parser = parse_file)]
+    file: Vec<String>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = PrintFormat::Automatic)]
+    format: PrintFormat,
+
+    /// Print only results: no timing lines, no progress.
+    #[arg(short, long)]
+    quiet: bool,
+
+    /// Rows to show for the table format ("inf" for all).
+    #[arg(long, default_value = "40")]
+    maxrows: MaxRows,
+
+    /// Syntax highlighting in the shell.
+    #[arg(long)]
+    color: bool,
+}
+
+fn parse_command(command: &str) -> std::result::Result<String, String> {
+    if command.trim().is_empty() {
+        Err("-c needs a non-empty SQL statement".to_string())
+    } else {
+        Ok(command.to_string())
+    }
+}
+
+fn parse_file(file: &str) -> std::result::Result<String, String> {
+    if Path::new(file).is_file() {
+        Ok(file.to_string())
+    } else {
+        Err(format!("no such SQL file: '{file}'"))
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<()> {
+    let mut options = ConfigOptions::from_env()?;
+    // As datafusion-cli: show NULL as NULL rather than as an empty cell.
+    options.format.null = "NULL".to_string();
+    options.extensions.insert(ClipOptions::default());
+    let config = SessionConfig::from(options).with_information_schema(true);
+
+    // datafusion-cli's print options report object-store activity through
+    // this registry; it is also where stores for table locations go.
+    let registry = Arc::new(InstrumentedObjectStoreRegistry::new());
+    let runtime_env = RuntimeEnvBuilder::new()
+        .with_object_store_registry(registry.clone())
+        .build_arc()?;
+    let ctx = SessionContext::new_with_config_rt(config, runtime_env).enable_url_table();
+    ctx.register_catalog_list(Arc::new(DynamicObjectStoreCatalog::new(
+        ctx.state().catalog_list().clone(),
+        ctx.state_weak_ref(),
+    )));
+    datafusion_clip::register(&ctx)?;
+
+    if !args.quiet && std::io::stderr().is_terminal() {
+        datafusion_clip::engine::progress::spawn_stderr_reporter(Duration::from_millis(250));
+    }
+
+    let mut print_options = PrintOptions {
+        format: args.format,
+        quiet: args.quiet,
+        maxrows: args.maxrows,
+        color: args.color,
+        instrumented_registry: registry,
+    };
+
+    if args.command.is_empty() && args.file.is_empty() {
+        return exec::exec_from_repl(&ctx, &mut print_options)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)));
+    }
+    for file in &args.file {
+        // A file runs as one script that stops at its first failing
+        // statement, so a broken benchmark exits non-zero instead of
+        // printing an error and carrying on (datafusion-cli's `-f`).
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| DataFusionError::Execution(format!("cannot read {file}: {e}")))?;
+        let script: String = text
+            .lines()
+            .filter(|line| !line.starts_with("#!"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        exec::exec_from_commands(&ctx, vec![script], &print_options)
+            .await
+            .map_err(|e| DataFusionError::Execution(format!("{file}: {e}")))?;
+    }
+    if !args.command.is_empty() {
+        exec::exec_from_commands(&ctx, args.command, &print_options).await?;
+    }
+    Ok(())
+}

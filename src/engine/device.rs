@@ -1,0 +1,76 @@
+//! Turning `clip.device` and `clip.dtype` into a candle device and dtype.
+
+use candle_core::{DType, Device};
+
+use crate::config::{DeviceSetting, DtypeSetting};
+
+/// The device `setting` names on this machine and build.
+pub fn select_device(setting: DeviceSetting) -> Result<Device, String> {
+    match setting {
+        DeviceSetting::Cpu => Ok(Device::Cpu),
+        DeviceSetting::Auto => {
+            if candle_core::utils::cuda_is_available() {
+                Device::new_cuda(0).or(Ok(Device::Cpu))
+            } else {
+                Ok(Device::Cpu)
+            }
+        }
+        DeviceSetting::Cuda(n) => {
+            if !candle_core::utils::cuda_is_available() {
+                return Err(format!(
+                    "clip.device = 'cuda:{n}' needs a build with the `cuda` feature \
+                     (cargo build --release --features cuda); this build runs on the CPU only. \
+                     Use SET clip.device = 'cpu' or 'auto'"
+                ));
+            }
+            Device::new_cuda(n).map_err(|e| format!("cannot open cuda:{n}: {e}"))
+        }
+    }
+}
+
+/// The dtype `setting` names for `device`: `auto` is f32 on the CPU and
+/// f16 on a GPU.
+pub fn select_dtype(setting: DtypeSetting, device: &Device) -> DType {
+    match setting {
+        DtypeSetting::F32 => DType::F32,
+        DtypeSetting::F16 => DType::F16,
+        DtypeSetting::Bf16 => DType::BF16,
+        DtypeSetting::Auto => {
+            if device.is_cpu() {
+                DType::F32
+            } else {
+                DType::F16
+            }
+        }
+    }
+}
+
+/// A short name for a device, for cache keys and messages.
+pub fn device_name(device: &Device) -> String {
+    match device.location() {
+        candle_core::DeviceLocation::Cpu => "cpu".to_string(),
+        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_build_explains_missing_cuda() {
+        if candle_core::utils::cuda_is_available() {
+            return;
+        }
+        let err = select_device(DeviceSetting::Cuda(0)).unwrap_err();
+        assert!(err.contains("--features cuda"), "{err}");
+        assert!(select_device(DeviceSetting::Auto).unwrap().is_cpu());
+    }
+
+    #[test]
+    fn auto_dtype_is_f32_on_cpu() {
+        assert_eq!(select_dtype(DtypeSetting::Auto, &Device::Cpu), DType::F32);
+        assert_eq!(select_dtype(DtypeSetting::Bf16, &Device::Cpu), DType::BF16);
+    }
+}

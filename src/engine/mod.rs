@@ -1,0 +1,14 @@
+//! The engine joins the SQL layer to the model layer: it loads models once
+//! per process, runs them on their own threads, batches images and prompts,
+//! and caches zero-shot classifiers.
+
+pub mod classifier;
+pub mod device;
+pub mod encode;
+pub mod model_cache;
+pub mod progress;
+pub mod worker;
+
+pub use classifier::{Classifier, Prediction};
+pub use model_cache::{LoadedModel, get_or_load};
+pub use progress::{Progress, progress};

@@ -1,0 +1,60 @@
+//! # datafusion-clip
+//!
+//! CLIP image and text encoders and zero-shot classification as Apache
+//! DataFusion SQL functions, and image tables to run them over, so that a
+//! CLIP evaluation is a SQL query:
+//!
+//! ```sql
+//! CREATE EXTERNAL TABLE photos STORED AS IMAGEFOLDER LOCATION 'photos/';
+//! SELECT label, avg(CAST(clip_zero_shot('ViT-B/32', image, ['cat', 'dog'])['label'] = label AS INT)) AS acc1
+//! FROM photos GROUP BY label;
+//! ```
+//!
+//! Add everything to a session you own with [`register`]:
+//!
+//! ```no_run
+//! # async fn run() -> datafusion::error::Result<()> {
+//! let ctx = datafusion::prelude::SessionContext::new();
+//! datafusion_clip::register(&ctx)?;
+//! ctx.sql("SET clip.batch_size = 64").await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Layers, one way: [`table`] scans produce image bytes; [`udf`] functions
+//! read Arrow and call the [`engine`], which batches work for models loaded
+//! once per process and run on their own threads; [`model`] is tensors only.
+
+pub mod config;
+pub mod engine;
+pub mod model;
+pub mod table;
+pub mod udf;
+
+use datafusion::error::Result;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+pub use config::ClipOptions;
+
+/// Add the CLIP functions, `clip_models()`, the `IMAGEFOLDER` table format
+/// and the `clip.*` settings to `ctx`. Settings already present (for
+/// example from [`session_config`]) are kept.
+pub fn register(ctx: &SessionContext) -> Result<()> {
+    let options = {
+        let state = ctx.state_ref();
+        let mut state = state.write();
+        let extensions = &mut state.config_mut().options_mut().extensions;
+        if extensions.get::<ClipOptions>().is_none() {
+            extensions.insert(ClipOptions::default());
+        }
+        ClipOptions::from_config(state.config().options())
+    };
+    udf::register_functions(ctx, &options);
+    table::register_table_formats(ctx);
+    Ok(())
+}
+
+/// A `SessionConfig` carrying the `clip.*` settings with their defaults,
+/// for services that build their own context.
+pub fn session_config() -> SessionConfig {
+    SessionConfig::new().with_option_extension(ClipOptions::default())
+}

@@ -1,0 +1,291 @@
+//! Architecture of a CLIP model: the widths, depths and sizes its weights
+//! need, read from a Hugging Face `config.json` (`CLIPConfig`), with the
+//! defaults of `transformers`' `CLIPTextConfig` / `CLIPVisionConfig` for
+//! fields a checkpoint leaves out.
+
+use serde::{Deserialize, Serialize};
+
+/// The MLP non-linearity of the transformer blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// `x * sigmoid(1.702 x)`: OpenAI's checkpoints.
+    QuickGelu,
+    /// The exact (erf) GELU.
+    Gelu,
+    /// The tanh approximation of GELU.
+    #[serde(alias = "gelu_pytorch_tanh")]
+    GeluNew,
+}
+
+fn quick_gelu() -> Activation {
+    Activation::QuickGelu
+}
+fn layer_norm_eps() -> f64 {
+    1e-5
+}
+
+/// The text tower (`text_config`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextConfig {
+    #[serde(default = "TextConfig::default_vocab_size")]
+    pub vocab_size: usize,
+    #[serde(default = "TextConfig::default_hidden_size")]
+    pub hidden_size: usize,
+    #[serde(default = "TextConfig::default_intermediate_size")]
+    pub intermediate_size: usize,
+    #[serde(default = "TextConfig::default_num_hidden_layers")]
+    pub num_hidden_layers: usize,
+    #[serde(default = "TextConfig::default_num_attention_heads")]
+    pub num_attention_heads: usize,
+    #[serde(default = "TextConfig::default_max_position_embeddings")]
+    pub max_position_embeddings: usize,
+    #[serde(default = "quick_gelu")]
+    pub hidden_act: Activation,
+    #[serde(default = "layer_norm_eps")]
+    pub layer_norm_eps: f64,
+}
+
+impl TextConfig {
+    fn default_vocab_size() -> usize {
+        49408
+    }
+    fn default_hidden_size() -> usize {
+        512
+    }
+    fn default_intermediate_size() -> usize {
+        2048
+    }
+    fn default_num_hidden_layers() -> usize {
+        12
+    }
+    fn default_num_attention_heads() -> usize {
+        8
+    }
+    fn default_max_position_embeddings() -> usize {
+        77
+    }
+}
+
+impl Default for TextConfig {
+    fn default() -> Self {
+        // `{}` takes every serde default above.
+        #[allow(clippy::expect_used)]
+        serde_json::from_str("{}").expect("defaults deserialize")
+    }
+}
+
+/// The image tower (`vision_config`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VisionConfig {
+    #[serde(default = "VisionConfig::default_hidden_size")]
+    pub hidden_size: usize,
+    #[serde(default = "VisionConfig::default_intermediate_size")]
+    pub intermediate_size: usize,
+    #[serde(default = "VisionConfig::default_num_hidden_layers")]
+    pub num_hidden_layers: usize,
+    #[serde(default = "VisionConfig::default_num_attention_heads")]
+    pub num_attention_heads: usize,
+    #[serde(default = "VisionConfig::default_image_size")]
+    pub image_size: usize,
+    #[serde(default = "VisionConfig::default_patch_size")]
+    pub patch_size: usize,
+    #[serde(default = "VisionConfig::default_num_channels")]
+    pub num_channels: usize,
+    #[serde(default = "quick_gelu")]
+    pub hidden_act: Activation,
+    #[serde(default = "layer_norm_eps")]
+    pub layer_norm_eps: f64,
+}
+
+impl VisionConfig {
+    fn default_hidden_size() -> usize {
+        768
+    }
+    fn default_intermediate_size() -> usize {
+        3072
+    }
+    fn default_num_hidden_layers() -> usize {
+        12
+    }
+    fn default_num_attention_heads() -> usize {
+        12
+    }
+    fn default_image_size() -> usize {
+        224
+    }
+    fn default_patch_size() -> usize {
+        32
+    }
+    fn default_num_channels() -> usize {
+        3
+    }
+
+    /// Patches per side.
+    pub fn grid(&self) -> usize {
+        self.image_size / self.patch_size
+    }
+}
+
+impl Default for VisionConfig {
+    fn default() -> Self {
+        #[allow(clippy::expect_used)]
+        serde_json::from_str("{}").expect("defaults deserialize")
+    }
+}
+
+/// A whole CLIP model (`CLIPConfig`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClipConfig {
+    #[serde(default)]
+    pub text_config: TextConfig,
+    #[serde(default)]
+    pub vision_config: VisionConfig,
+    /// Width of the joint embedding space.
+    #[serde(default = "ClipConfig::default_projection_dim")]
+    pub projection_dim: usize,
+    /// Initial value of `logit_scale` (the checkpoint's own tensor wins).
+    #[serde(default = "ClipConfig::default_logit_scale")]
+    pub logit_scale_init_value: f64,
+}
+
+impl ClipConfig {
+    fn default_projection_dim() -> usize {
+        512
+    }
+    fn default_logit_scale() -> f64 {
+        2.6592
+    }
+
+    /// Parse a Hugging Face `config.json`.
+    pub fn from_json(text: &str) -> Result<ClipConfig, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// Check the numbers fit together before any tensor is read, so a
+    /// broken config gives a sentence rather than a shape error.
+    pub fn validate(&self) -> Result<(), String> {
+        let v = &self.vision_config;
+        let t = &self.text_config;
+        if v.patch_size == 0 || !v.image_size.is_multiple_of(v.patch_size) {
+            return Err(format!(
+                "vision image_size {} is not a multiple of patch_size {}",
+                v.image_size, v.patch_size
+            ));
+        }
+        if v.num_attention_heads == 0 || !v.hidden_size.is_multiple_of(v.num_attention_heads) {
+            return Err(format!(
+                "vision hidden_size {} is not divisible by num_attention_heads {}",
+                v.hidden_size, v.num_attention_heads
+            ));
+        }
+        if t.num_attention_heads == 0 || !t.hidden_size.is_multiple_of(t.num_attention_heads) {
+            return Err(format!(
+                "text hidden_size {} is not divisible by num_attention_heads {}",
+                t.hidden_size, t.num_attention_heads
+            ));
+        }
+        if self.projection_dim == 0 {
+            return Err("projection_dim is 0".to_string());
+        }
+        Ok(())
+    }
+
+    /// OpenAI's ViT-B/32.
+    pub fn vit_b_32() -> ClipConfig {
+        ClipConfig::vit(768, 12, 12, 224, 32, 512, 512, 8)
+    }
+
+    /// OpenAI's ViT-B/16.
+    pub fn vit_b_16() -> ClipConfig {
+        ClipConfig::vit(768, 12, 12, 224, 16, 512, 512, 8)
+    }
+
+    /// OpenAI's ViT-L/14.
+    pub fn vit_l_14() -> ClipConfig {
+        ClipConfig::vit(1024, 24, 16, 224, 14, 768, 768, 12)
+    }
+
+    /// OpenAI's ViT-L/14@336px.
+    pub fn vit_l_14_336() -> ClipConfig {
+        ClipConfig::vit(1024, 24, 16, 336, 14, 768, 768, 12)
+    }
+
+    /// A few-kilobyte model with the real layout, for tests and examples.
+    pub fn tiny() -> ClipConfig {
+        let mut c = ClipConfig::vit(32, 2, 4, 32, 8, 24, 32, 4);
+        c.text_config.num_hidden_layers = 2;
+        c
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn vit(
+        vision_width: usize,
+        vision_layers: usize,
+        vision_heads: usize,
+        image_size: usize,
+        patch_size: usize,
+        projection_dim: usize,
+        text_width: usize,
+        text_heads: usize,
+    ) -> ClipConfig {
+        ClipConfig {
+            text_config: TextConfig {
+                hidden_size: text_width,
+                intermediate_size: text_width * 4,
+                num_attention_heads: text_heads,
+                ..TextConfig::default()
+            },
+            vision_config: VisionConfig {
+                hidden_size: vision_width,
+                intermediate_size: vision_width * 4,
+                num_hidden_layers: vision_layers,
+                num_attention_heads: vision_heads,
+                image_size,
+                patch_size,
+                ..VisionConfig::default()
+            },
+            projection_dim,
+            logit_scale_init_value: ClipConfig::default_logit_scale(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_fields_take_transformers_defaults() {
+        let c = ClipConfig::from_json(
+            r#"{"projection_dim": 768, "vision_config": {"patch_size": 14}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.projection_dim, 768);
+        assert_eq!(c.vision_config.patch_size, 14);
+        assert_eq!(c.vision_config.hidden_size, 768);
+        assert_eq!(c.text_config.max_position_embeddings, 77);
+        assert_eq!(c.text_config.hidden_act, Activation::QuickGelu);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn validate_explains_inconsistent_shapes() {
+        let mut c = ClipConfig::tiny();
+        c.vision_config.patch_size = 7;
+        assert!(c.validate().unwrap_err().contains("patch_size"));
+    }
+
+    #[test]
+    fn published_shapes_validate() {
+        for c in [
+            ClipConfig::vit_b_32(),
+            ClipConfig::vit_b_16(),
+            ClipConfig::vit_l_14(),
+            ClipConfig::vit_l_14_336(),
+            ClipConfig::tiny(),
+        ] {
+            c.validate().unwrap();
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! The model layer: CLIP architectures, weights, tokenizer and image
+//! preprocessing. It knows tensors and files, nothing of SQL or Arrow.
+
+pub mod clip;
+pub mod clip_config;
+pub mod pil_resize;
+pub mod preprocess;
+pub mod random_weights;
+pub mod registry;
+pub mod text;
+mod text_clean;
+pub mod tokenizer;
+pub mod transformer;
+pub mod vit;
+pub mod weights;
+
+pub use clip::ClipModel;
+pub use clip_config::ClipConfig;
+pub use preprocess::{ImageError, Preprocessor};
+pub use tokenizer::{ClipTokenizer, Tokens};
+pub use weights::{ModelError, ModelRef};

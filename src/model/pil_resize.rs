@@ -1,0 +1,237 @@
+//! PIL's bicubic resampling (`Image.resize(size, Image.BICUBIC)`), bit for bit.
+//!
+//! CLIP's preprocessing is torchvision's `Resize` on a PIL image, which is
+//! Pillow's `ImagingResample`: a separable convolution with the Keys cubic
+//! (`a = -0.5`) whose support widens by the downscale factor (so downscaling
+//! is antialiased), coefficients normalised per output pixel and converted to
+//! 22-bit fixed point, a horizontal pass over only the rows the vertical pass
+//! needs, rounding to 8 bits in between. image-rs's `CatmullRom` filter
+//! differs in support, normalisation and rounding; these few loops are what
+//! it takes to produce the reference's pixels.
+
+/// Fixed-point precision of Pillow's 8-bit resampler (`32 - 8 - 2`).
+const PRECISION_BITS: u32 = 22;
+/// Support radius of the bicubic filter at scale 1.
+const BICUBIC_SUPPORT: f64 = 2.0;
+
+fn bicubic(x: f64) -> f64 {
+    const A: f64 = -0.5;
+    let x = x.abs();
+    if x < 1.0 {
+        ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
+    } else if x < 2.0 {
+        (((x - 5.0) * x + 8.0) * x - 4.0) * A
+    } else {
+        0.0
+    }
+}
+
+/// Per output pixel: first input index, and fixed-point weights of the
+/// consecutive input pixels it reads.
+struct Coefficients {
+    starts: Vec<usize>,
+    counts: Vec<usize>,
+    /// `out_size * window` weights; unused tail entries are zero.
+    weights: Vec<i32>,
+    window: usize,
+}
+
+fn coefficients(in_size: usize, out_size: usize) -> Coefficients {
+    let scale = in_size as f64 / out_size as f64;
+    let filter_scale = scale.max(1.0);
+    let support = BICUBIC_SUPPORT * filter_scale;
+    let window = support.ceil() as usize * 2 + 1;
+    let mut starts = Vec::with_capacity(out_size);
+    let mut counts = Vec::with_capacity(out_size);
+    let mut weights = vec![0i32; out_size * window];
+    let mut float_weights = vec![0f64; window];
+    for xx in 0..out_size {
+        let center = (xx as f64 + 0.5) * scale;
+        // C's `(int)` truncates toward zero; both bounds are then clamped.
+        let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+        let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
+        let count = xmax.saturating_sub(xmin).min(window);
+        let mut total = 0.0;
+        for (x, w) in float_weights.iter_mut().enumerate().take(count) {
+            *w = bicubic((x as f64 + xmin as f64 - center + 0.5) / filter_scale);
+            total += *w;
+        }
+        let row = &mut weights[xx * window..(xx + 1) * window];
+        for (x, w) in float_weights.iter().enumerate().take(count) {
+            let normalised = if total != 0.0 { w / total } else { *w };
+            let fixed = normalised * f64::from(1u32 << PRECISION_BITS);
+            row[x] = if normalised < 0.0 {
+                (fixed - 0.5) as i32
+            } else {
+                (fixed + 0.5) as i32
+            };
+        }
+        starts.push(xmin);
+        counts.push(count);
+    }
+    Coefficients {
+        starts,
+        counts,
+        weights,
+        window,
+    }
+}
+
+#[inline]
+fn clip8(acc: i32) -> u8 {
+    if acc >= (1 << PRECISION_BITS << 8) {
+        255
+    } else if acc <= 0 {
+        0
+    } else {
+        (acc >> PRECISION_BITS) as u8
+    }
+}
+
+/// An 8-bit image with interleaved channels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interleaved {
+    pub width: usize,
+    pub height: usize,
+    pub channels: usize,
+    pub data: Vec<u8>,
+}
+
+/// Resize `image` to `width x height` exactly as Pillow's bicubic resample.
+pub fn resize_bicubic(image: &Interleaved, width: usize, height: usize) -> Interleaved {
+    let channels = image.channels;
+    let need_horizontal = width != image.width;
+    let need_vertical = height != image.height;
+    let vertical = coefficients(image.height, height);
+
+    let mut current = std::borrow::Cow::Borrowed(image);
+    // Rows of the source the vertical pass will read; the horizontal pass
+    // computes only these.
+    let (first_row, last_row) = if need_vertical {
+        let last = height - 1;
+        (
+            vertical.starts[0],
+            vertical.starts[last] + vertical.counts[last],
+        )
+    } else {
+        (0, image.height)
+    };
+
+    if need_horizontal {
+        let horizontal = coefficients(image.width, width);
+        let rows = last_row - first_row;
+        let mut out = vec![0u8; rows * width * channels];
+        let half = 1i32 << (PRECISION_BITS - 1);
+        for y in 0..rows {
+            let src =
+                &image.data[(y + first_row) * image.width * channels..][..image.width * channels];
+            let dst = &mut out[y * width * channels..][..width * channels];
+            for xx in 0..width {
+                let start = horizontal.starts[xx];
+                let k = &horizontal.weights[xx * horizontal.window..][..horizontal.counts[xx]];
+                for c in 0..channels {
+                    let mut acc = half;
+                    for (i, &w) in k.iter().enumerate() {
+                        acc += i32::from(src[(start + i) * channels + c]) * w;
+                    }
+                    dst[xx * channels + c] = clip8(acc);
+                }
+            }
+        }
+        current = std::borrow::Cow::Owned(Interleaved {
+            width,
+            height: rows,
+            channels,
+            data: out,
+        });
+    }
+
+    if need_vertical {
+        // Row indices relative to the rows kept by the horizontal pass.
+        let offset = if need_horizontal { first_row } else { 0 };
+        let src = current.as_ref();
+        let stride = src.width * channels;
+        let mut out = vec![0u8; height * stride];
+        let half = 1i32 << (PRECISION_BITS - 1);
+        for yy in 0..height {
+            let start = vertical.starts[yy] - offset;
+            let k = &vertical.weights[yy * vertical.window..][..vertical.counts[yy]];
+            let dst = &mut out[yy * stride..][..stride];
+            for (x, d) in dst.iter_mut().enumerate() {
+                let mut acc = half;
+                for (i, &w) in k.iter().enumerate() {
+                    acc += i32::from(src.data[(start + i) * stride + x]) * w;
+                }
+                *d = clip8(acc);
+            }
+        }
+        return Interleaved {
+            width: src.width,
+            height,
+            channels,
+            data: out,
+        };
+    }
+    current.into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gradient(width: usize, height: usize) -> Interleaved {
+        let data = (0..width * height)
+            .map(|i| ((i % width) * 255 / (width - 1).max(1)) as u8 ^ ((i / width) * 7) as u8)
+            .collect();
+        Interleaved {
+            width,
+            height,
+            channels: 1,
+            data,
+        }
+    }
+
+    #[test]
+    fn same_size_is_identity() {
+        let img = gradient(9, 5);
+        assert_eq!(resize_bicubic(&img, 9, 5), img);
+    }
+
+    #[test]
+    fn constant_image_stays_constant() {
+        let img = Interleaved {
+            width: 37,
+            height: 11,
+            channels: 3,
+            data: vec![200; 37 * 11 * 3],
+        };
+        for (w, h) in [(5, 3), (80, 40), (37, 2), (1, 1)] {
+            let out = resize_bicubic(&img, w, h);
+            assert!(out.data.iter().all(|&v| v == 200), "{w}x{h}");
+        }
+    }
+
+    // Values printed by Pillow 13.0 for the same input:
+    // Image.frombytes("L", (8, 1), bytes([0, 0, 0, 255, 255, 0, 0, 0])).resize((4, 1), Image.BICUBIC)
+    // Image.frombytes("L", (4, 1), bytes([0, 100, 200, 255])).resize((7, 1), Image.BICUBIC)
+    #[test]
+    fn matches_pillow_on_small_rows() {
+        let down = Interleaved {
+            width: 8,
+            height: 1,
+            channels: 1,
+            data: vec![0, 0, 0, 255, 255, 0, 0, 0],
+        };
+        assert_eq!(resize_bicubic(&down, 4, 1).data, PILLOW_DOWN.to_vec());
+        let up = Interleaved {
+            width: 4,
+            height: 1,
+            channels: 1,
+            data: vec![0, 100, 200, 255],
+        };
+        assert_eq!(resize_bicubic(&up, 7, 1).data, PILLOW_UP.to_vec());
+    }
+
+    const PILLOW_DOWN: [u8; 4] = [0, 138, 138, 0];
+    const PILLOW_UP: [u8; 7] = [0, 26, 92, 153, 206, 242, 255];
+}

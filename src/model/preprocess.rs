@@ -1,0 +1,322 @@
+//! CLIP image preprocessing: decode, resize the short side, centre crop,
+//! normalise — the reference's `Compose([Resize(n, BICUBIC), CenterCrop(n),
+//! convert("RGB"), ToTensor(), Normalize(mean, std)])` on a PIL image.
+//!
+//! Decoding is image-rs (JPEG, PNG, WebP, GIF first frame, BMP, TIFF).
+//! The steps follow what PIL does in each image mode, because that is what
+//! the reference's pixels are: the resize runs in the decoded mode (one
+//! channel for grayscale), images with alpha are resized premultiplied and
+//! their alpha then dropped (no compositing), 16-bit samples are reduced the
+//! way PIL's PNG reader and `convert("RGB")` reduce them.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageReader};
+use rayon::prelude::*;
+
+use super::pil_resize::{Interleaved, resize_bicubic};
+
+// The reference's literals, digit for digit: rounded to f32 they are the
+// same numbers as torch's float32 tensors of them.
+/// CLIP's normalisation mean (RGB).
+#[allow(clippy::excessive_precision)]
+pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
+/// CLIP's normalisation standard deviation (RGB).
+#[allow(clippy::excessive_precision)]
+pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
+
+/// Why an image could not become pixels. Carried to SQL as a NULL's reason
+/// or as the message of a failing query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageError(pub String);
+
+impl std::fmt::Display for ImageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ImageError {}
+
+/// Turns encoded images into `3 x size x size` normalised f32 tensors (CHW).
+#[derive(Debug, Clone, Copy)]
+pub struct Preprocessor {
+    pub size: usize,
+}
+
+impl Preprocessor {
+    pub fn new(size: usize) -> Self {
+        Self { size }
+    }
+
+    /// Number of f32 values one preprocessed image occupies.
+    pub fn pixels_per_image(&self) -> usize {
+        3 * self.size * self.size
+    }
+
+    /// Decode and preprocess one encoded image.
+    pub fn preprocess(&self, bytes: &[u8]) -> Result<Vec<f32>, ImageError> {
+        let mut out = vec![0f32; self.pixels_per_image()];
+        self.preprocess_into(bytes, &mut out)?;
+        Ok(out)
+    }
+
+    /// Decode and preprocess one encoded image into `out` (CHW, length
+    /// [`Self::pixels_per_image`]).
+    pub fn preprocess_into(&self, bytes: &[u8], out: &mut [f32]) -> Result<(), ImageError> {
+        let decoded = decode(bytes)?;
+        let cropped = self.resize_and_crop(&decoded);
+        normalise_into(&cropped, out);
+        Ok(())
+    }
+
+    /// The 8-bit RGB centre crop (height x width x 3) before normalisation:
+    /// what PIL holds after `Resize`, `CenterCrop` and `convert("RGB")`.
+    pub fn resized_rgb(&self, bytes: &[u8]) -> Result<Vec<u8>, ImageError> {
+        let decoded = decode(bytes)?;
+        let cropped = self.resize_and_crop(&decoded);
+        let c = cropped.channels;
+        Ok(cropped
+            .data
+            .chunks_exact(c)
+            .flat_map(|px| {
+                if c >= 3 {
+                    [px[0], px[1], px[2]]
+                } else {
+                    [px[0]; 3]
+                }
+            })
+            .collect())
+    }
+
+    /// Preprocess a batch in parallel (rayon). `None` entries (SQL NULLs)
+    /// and undecodable images give `Err`, the others their pixels; the
+    /// result keeps the input order.
+    pub fn preprocess_batch(&self, images: &[Option<&[u8]>]) -> Vec<Result<Vec<f32>, ImageError>> {
+        images
+            .par_iter()
+            .map(|image| match image {
+                Some(bytes) => self.preprocess(bytes),
+                None => Err(ImageError("image is NULL".to_string())),
+            })
+            .collect()
+    }
+
+    /// Resize so the short side is `size` (torchvision's rule for the long
+    /// side: `int(size * long / short)`), then take the centre square.
+    fn resize_and_crop(&self, image: &ModeImage) -> Interleaved {
+        let (w, h) = (image.pixels.width, image.pixels.height);
+        let (new_w, new_h) = resized_dims(w, h, self.size);
+        let resized = if (new_w, new_h) == (w, h) {
+            image.pixels.clone()
+        } else if image.has_alpha {
+            // PIL resizes RGBA/LA premultiplied ("RGBa"/"La") and converts back.
+            let mut premultiplied = image.pixels.clone();
+            premultiply(&mut premultiplied);
+            let mut out = resize_bicubic(&premultiplied, new_w, new_h);
+            unpremultiply(&mut out);
+            out
+        } else {
+            resize_bicubic(&image.pixels, new_w, new_h)
+        };
+        center_crop(&resized, self.size)
+    }
+}
+
+/// Output size of torchvision's `Resize(size)` for a `w x h` image.
+pub fn resized_dims(w: usize, h: usize, size: usize) -> (usize, usize) {
+    let (short, long) = if w <= h { (w, h) } else { (h, w) };
+    if short == 0 {
+        return (w, h);
+    }
+    // Python: int(size * long / short) — exact product, float division, truncation.
+    let new_long = ((size * long) as f64 / short as f64) as usize;
+    if w <= h {
+        (size, new_long)
+    } else {
+        (new_long, size)
+    }
+}
+
+/// A decoded image in the channel layout PIL would resize it in.
+struct ModeImage {
+    pixels: Interleaved,
+    /// The last channel is alpha (LA or RGBA).
+    has_alpha: bool,
+}
+
+fn decode(bytes: &[u8]) -> Result<ModeImage, ImageError> {
+    if bytes.is_empty() {
+        return Err(ImageError("image is empty (0 bytes)".to_string()));
+    }
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| ImageError(format!("cannot read image: {e}")))?;
+    if reader.format().is_none() {
+        return Err(ImageError(format!(
+            "not a supported image (JPEG, PNG, WebP, GIF, BMP, TIFF): first bytes {:02x?}",
+            &bytes[..bytes.len().min(8)]
+        )));
+    }
+    let image = reader
+        .decode()
+        .map_err(|e| ImageError(format!("cannot decode image: {e}")))?;
+    let (width, height) = (image.width() as usize, image.height() as usize);
+    if width == 0 || height == 0 {
+        return Err(ImageError(format!(
+            "image has no pixels ({width}x{height})"
+        )));
+    }
+    let (channels, has_alpha, data) = match image {
+        DynamicImage::ImageLuma8(img) => (1, false, img.into_raw()),
+        DynamicImage::ImageLumaA8(img) => (2, true, img.into_raw()),
+        DynamicImage::ImageRgb8(img) => (3, false, img.into_raw()),
+        DynamicImage::ImageRgba8(img) => (4, true, img.into_raw()),
+        // PIL opens 16-bit grayscale as mode "I;16" and `convert("RGB")`
+        // clips it to 0..255.
+        DynamicImage::ImageLuma16(img) => (
+            1,
+            false,
+            img.into_raw()
+                .into_iter()
+                .map(|v| v.min(255) as u8)
+                .collect(),
+        ),
+        // 16-bit colour and gray+alpha: PIL's PNG reader keeps the high byte.
+        DynamicImage::ImageLumaA16(img) => (2, true, high_bytes(img.into_raw())),
+        DynamicImage::ImageRgb16(img) => (3, false, high_bytes(img.into_raw())),
+        DynamicImage::ImageRgba16(img) => (4, true, high_bytes(img.into_raw())),
+        other if other.color().has_alpha() => (4, true, other.to_rgba8().into_raw()),
+        other => (3, false, other.to_rgb8().into_raw()),
+    };
+    Ok(ModeImage {
+        pixels: Interleaved {
+            width,
+            height,
+            channels,
+            data,
+        },
+        has_alpha,
+    })
+}
+
+fn high_bytes(samples: Vec<u16>) -> Vec<u8> {
+    samples.into_iter().map(|v| (v >> 8) as u8).collect()
+}
+
+/// Pillow's RGBA -> RGBa (and LA -> La): colour times alpha / 255, rounded.
+fn premultiply(image: &mut Interleaved) {
+    let c = image.channels;
+    for px in image.data.chunks_exact_mut(c) {
+        let alpha = u32::from(px[c - 1]);
+        for v in &mut px[..c - 1] {
+            let t = u32::from(*v) * alpha + 128;
+            *v = (((t >> 8) + t) >> 8) as u8;
+        }
+    }
+}
+
+/// Pillow's RGBa -> RGBA: colour * 255 / alpha, except at alpha 0 and 255.
+fn unpremultiply(image: &mut Interleaved) {
+    let c = image.channels;
+    for px in image.data.chunks_exact_mut(c) {
+        let alpha = u32::from(px[c - 1]);
+        if alpha == 0 || alpha == 255 {
+            continue;
+        }
+        for v in &mut px[..c - 1] {
+            *v = (255 * u32::from(*v) / alpha).min(255) as u8;
+        }
+    }
+}
+
+/// torchvision's `CenterCrop(size)` after a short-side resize: offsets are
+/// `round((dim - size) / 2)` with Python's round-half-to-even.
+fn center_crop(image: &Interleaved, size: usize) -> Interleaved {
+    let top = round_half_even_half(image.height.saturating_sub(size));
+    let left = round_half_even_half(image.width.saturating_sub(size));
+    let c = image.channels;
+    let mut data = vec![0u8; size * size * c];
+    let copy_w = size.min(image.width);
+    for y in 0..size.min(image.height) {
+        let src = &image.data[((y + top) * image.width + left) * c..][..copy_w * c];
+        data[y * size * c..][..copy_w * c].copy_from_slice(src);
+    }
+    Interleaved {
+        width: size,
+        height: size,
+        channels: c,
+        data,
+    }
+}
+
+/// `round(n / 2)` with ties to even, for a non-negative integer `n`.
+fn round_half_even_half(n: usize) -> usize {
+    let half = n / 2;
+    if n % 2 == 1 && half % 2 == 1 {
+        half + 1
+    } else {
+        half
+    }
+}
+
+/// `ToTensor()` then `Normalize(mean, std)`, in f32 as torchvision does,
+/// writing planar RGB. One- and two-channel images repeat their gray value.
+fn normalise_into(image: &Interleaved, out: &mut [f32]) {
+    let c = image.channels;
+    let plane = image.width * image.height;
+    for (i, px) in image.data.chunks_exact(c).enumerate() {
+        for ch in 0..3 {
+            let v = if c >= 3 { px[ch] } else { px[0] };
+            out[ch * plane + i] = (f32::from(v) / 255.0 - CLIP_MEAN[ch]) / CLIP_STD[ch];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_side_rule_matches_torchvision() {
+        assert_eq!(resized_dims(500, 375, 224), (298, 224));
+        assert_eq!(resized_dims(375, 500, 224), (224, 298));
+        assert_eq!(resized_dims(1, 5000, 224), (224, 1_120_000));
+        assert_eq!(resized_dims(224, 224, 224), (224, 224));
+    }
+
+    #[test]
+    fn crop_offsets_round_half_to_even() {
+        // round(0.5) = 0, round(1.5) = 2, round(2.5) = 2 in Python.
+        assert_eq!(round_half_even_half(1), 0);
+        assert_eq!(round_half_even_half(3), 2);
+        assert_eq!(round_half_even_half(5), 2);
+        assert_eq!(round_half_even_half(4), 2);
+    }
+
+    #[test]
+    fn rejects_bytes_that_are_not_an_image() {
+        let p = Preprocessor::new(8);
+        assert!(p.preprocess(b"").unwrap_err().0.contains("empty"));
+        assert!(
+            p.preprocess(b"hello world, not an image")
+                .unwrap_err()
+                .0
+                .contains("not a supported image")
+        );
+    }
+
+    #[test]
+    fn premultiply_roundtrip_keeps_opaque_and_transparent_pixels() {
+        let mut img = Interleaved {
+            width: 2,
+            height: 1,
+            channels: 4,
+            data: vec![10, 20, 30, 255, 40, 50, 60, 0],
+        };
+        premultiply(&mut img);
+        assert_eq!(img.data, vec![10, 20, 30, 255, 0, 0, 0, 0]);
+        unpremultiply(&mut img);
+        assert_eq!(img.data, vec![10, 20, 30, 255, 0, 0, 0, 0]);
+    }
+}

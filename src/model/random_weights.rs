@@ -1,0 +1,216 @@
+//! Random-weight CLIP models in the Hugging Face layout, written to a
+//! directory (`config.json` + `model.safetensors`) and loaded back through
+//! the same loader as real checkpoints. Tests, benchmarks and examples use
+//! them where pretrained weights cannot be downloaded; the values are
+//! deterministic for a seed, so results are reproducible.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+
+use super::clip_config::ClipConfig;
+use super::weights::ModelError;
+
+/// SplitMix64 with Box–Muller: a seedable normal sampler, so the same seed
+/// gives the same model on every machine.
+struct Normal {
+    state: u64,
+}
+
+impl Normal {
+    fn new(seed: u64) -> Self {
+        Self {
+            state: seed ^ 0x9e37_79b9_7f4a_7c15,
+        }
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn uniform(&mut self) -> f64 {
+        // 53 random bits in (0, 1].
+        ((self.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64
+    }
+
+    fn sample(&mut self, std: f64) -> f32 {
+        let (u1, u2) = (self.uniform(), self.uniform());
+        ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos() * std) as f32
+    }
+}
+
+struct Writer {
+    rng: Normal,
+    tensors: HashMap<String, Tensor>,
+}
+
+impl Writer {
+    fn normal(&mut self, name: String, shape: &[usize], std: f64) -> Result<(), ModelError> {
+        let n: usize = shape.iter().product();
+        let values: Vec<f32> = (0..n).map(|_| self.rng.sample(std)).collect();
+        let t =
+            Tensor::from_vec(values, shape, &Device::Cpu).map_err(|e| ModelError(e.to_string()))?;
+        self.tensors.insert(name, t);
+        Ok(())
+    }
+
+    fn constant_plus_noise(
+        &mut self,
+        name: String,
+        n: usize,
+        value: f32,
+        std: f64,
+    ) -> Result<(), ModelError> {
+        let values: Vec<f32> = (0..n).map(|_| value + self.rng.sample(std)).collect();
+        let t = Tensor::from_vec(values, n, &Device::Cpu).map_err(|e| ModelError(e.to_string()))?;
+        self.tensors.insert(name, t);
+        Ok(())
+    }
+
+    fn layer_norm(&mut self, prefix: &str, width: usize) -> Result<(), ModelError> {
+        self.constant_plus_noise(format!("{prefix}.weight"), width, 1.0, 0.05)?;
+        self.constant_plus_noise(format!("{prefix}.bias"), width, 0.0, 0.02)
+    }
+
+    fn linear(
+        &mut self,
+        prefix: &str,
+        out: usize,
+        inp: usize,
+        bias: bool,
+    ) -> Result<(), ModelError> {
+        self.normal(
+            format!("{prefix}.weight"),
+            &[out, inp],
+            (inp as f64).powf(-0.5),
+        )?;
+        if bias {
+            self.normal(format!("{prefix}.bias"), &[out], 0.02)?;
+        }
+        Ok(())
+    }
+
+    fn encoder(
+        &mut self,
+        prefix: &str,
+        width: usize,
+        intermediate: usize,
+        layers: usize,
+    ) -> Result<(), ModelError> {
+        for i in 0..layers {
+            let p = format!("{prefix}.layers.{i}");
+            for proj in ["q_proj", "k_proj", "v_proj", "out_proj"] {
+                self.linear(&format!("{p}.self_attn.{proj}"), width, width, true)?;
+            }
+            self.layer_norm(&format!("{p}.layer_norm1"), width)?;
+            self.linear(&format!("{p}.mlp.fc1"), intermediate, width, true)?;
+            self.linear(&format!("{p}.mlp.fc2"), width, intermediate, true)?;
+            self.layer_norm(&format!("{p}.layer_norm2"), width)?;
+        }
+        Ok(())
+    }
+}
+
+/// Write a random CLIP model with `config`'s shapes to `dir` (created if
+/// needed): `config.json` and `model.safetensors`, as
+/// `CLIPModel.save_pretrained` lays them out. `logit_scale` is ln(100), the
+/// value trained checkpoints reach, so probabilities look like real ones.
+pub fn write_random_model(dir: &Path, config: &ClipConfig, seed: u64) -> Result<(), ModelError> {
+    config.validate().map_err(ModelError)?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| ModelError(format!("cannot create {}: {e}", dir.display())))?;
+    let mut w = Writer {
+        rng: Normal::new(seed),
+        tensors: HashMap::new(),
+    };
+    let t = &config.text_config;
+    let v = &config.vision_config;
+    let d = config.projection_dim;
+
+    w.normal(
+        "text_model.embeddings.token_embedding.weight".into(),
+        &[t.vocab_size, t.hidden_size],
+        0.02,
+    )?;
+    w.normal(
+        "text_model.embeddings.position_embedding.weight".into(),
+        &[t.max_position_embeddings, t.hidden_size],
+        0.01,
+    )?;
+    w.encoder(
+        "text_model.encoder",
+        t.hidden_size,
+        t.intermediate_size,
+        t.num_hidden_layers,
+    )?;
+    w.layer_norm("text_model.final_layer_norm", t.hidden_size)?;
+
+    let p = v.patch_size;
+    w.normal(
+        "vision_model.embeddings.class_embedding".into(),
+        &[v.hidden_size],
+        0.02,
+    )?;
+    w.normal(
+        "vision_model.embeddings.patch_embedding.weight".into(),
+        &[v.hidden_size, v.num_channels, p, p],
+        ((v.num_channels * p * p) as f64).powf(-0.5),
+    )?;
+    w.normal(
+        "vision_model.embeddings.position_embedding.weight".into(),
+        &[v.grid() * v.grid() + 1, v.hidden_size],
+        0.02,
+    )?;
+    w.layer_norm("vision_model.pre_layrnorm", v.hidden_size)?;
+    w.encoder(
+        "vision_model.encoder",
+        v.hidden_size,
+        v.intermediate_size,
+        v.num_hidden_layers,
+    )?;
+    w.layer_norm("vision_model.post_layernorm", v.hidden_size)?;
+
+    w.linear("visual_projection", d, v.hidden_size, false)?;
+    w.linear("text_projection", d, t.hidden_size, false)?;
+    let logit_scale =
+        Tensor::new(100f32.ln(), &Device::Cpu).map_err(|e| ModelError(e.to_string()))?;
+    w.tensors.insert("logit_scale".into(), logit_scale);
+
+    let weights = dir.join("model.safetensors");
+    candle_core::safetensors::save(&w.tensors, &weights)
+        .map_err(|e| ModelError(format!("cannot write {}: {e}", weights.display())))?;
+    let mut json = serde_json::to_value(config).map_err(|e| ModelError(e.to_string()))?;
+    if let Some(obj) = json.as_object_mut() {
+        obj.insert("model_type".into(), "clip".into());
+        obj.insert("architectures".into(), serde_json::json!(["CLIPModel"]));
+    }
+    let config_path = dir.join("config.json");
+    let text = serde_json::to_string_pretty(&json).map_err(|e| ModelError(e.to_string()))?;
+    std::fs::write(&config_path, text)
+        .map_err(|e| ModelError(format!("cannot write {}: {e}", config_path.display())))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_same_values() {
+        let mut a = Normal::new(7);
+        let mut b = Normal::new(7);
+        let mut c = Normal::new(8);
+        let xs: Vec<f32> = (0..16).map(|_| a.sample(1.0)).collect();
+        let ys: Vec<f32> = (0..16).map(|_| b.sample(1.0)).collect();
+        let zs: Vec<f32> = (0..16).map(|_| c.sample(1.0)).collect();
+        assert_eq!(xs, ys);
+        assert_ne!(xs, zs);
+        let mean = xs.iter().sum::<f32>() / 16.0;
+        assert!(mean.abs() < 1.0);
+    }
+}

@@ -1,0 +1,202 @@
+//! `STORED AS IMAGEFOLDER`: a directory tree of images as a table
+//! `(path, label, image)`, as torchvision's `ImageFolder` sees
+//! `root/<class>/<file>`.
+//!
+//! Every file with an image extension under the location is a row, however
+//! deep; `label` is the name of the file's parent directory (NULL for files
+//! directly under the root); other files (and hidden files such as macOS's
+//! `._x.jpg`) are skipped. The location is a local directory or any
+//! object-store URL (`file://`, `https://`, `s3://`, `gs://`, `az://`).
+//!
+//! The table lists its files when a query is planned and hands them to
+//! [`ImageFolderExec`], which splits them across partitions and reads only
+//! the columns a query uses. Both are plain data (file list, settings), so a
+//! plan can later be serialised to Ballista executors.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
+use datafusion::common::{Result, Statistics, plan_err};
+use datafusion::datasource::TableType;
+use datafusion::datasource::listing::ListingTableUrl;
+use datafusion::error::DataFusionError;
+use datafusion::logical_expr::{CreateExternalTable, Expr};
+use datafusion::physical_plan::ExecutionPlan;
+use futures::TryStreamExt;
+
+use super::imagefolder_exec::{ImageFile, ImageFolderExec};
+use super::object_stores::ensure_object_store;
+use crate::config::ClipOptions;
+
+/// File extensions read as images (lower case).
+pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"];
+
+/// The table's schema: `path`, `label`, `image`.
+pub fn imagefolder_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("path", DataType::Utf8, false),
+        Field::new("label", DataType::Utf8, true),
+        Field::new("image", DataType::Binary, false),
+    ]))
+}
+
+/// Creates [`ImageFolderTable`]s for `CREATE EXTERNAL TABLE ... STORED AS IMAGEFOLDER`.
+#[derive(Debug, Default)]
+pub struct ImageFolderFactory;
+
+#[async_trait]
+impl TableProviderFactory for ImageFolderFactory {
+    async fn create(
+        &self,
+        state: &dyn Session,
+        cmd: &CreateExternalTable,
+    ) -> Result<Arc<dyn TableProvider>> {
+        if let Some(option) = cmd.options.keys().next() {
+            return plan_err!("IMAGEFOLDER tables take no options, got '{option}'");
+        }
+        if !cmd.schema.fields().is_empty() {
+            let given: Vec<&str> = cmd
+                .schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect();
+            if given != ["path", "label", "image"] {
+                return plan_err!(
+                    "IMAGEFOLDER tables have the columns (path, label, image); leave the column list out \
+                     or write exactly those, got ({})",
+                    given.join(", ")
+                );
+            }
+        }
+        let [location] = cmd.locations.as_slice() else {
+            return plan_err!(
+                "an IMAGEFOLDER table has one location, got {}; make one table per folder and UNION ALL them",
+                cmd.locations.len()
+            );
+        };
+        let table = ImageFolderTable::try_new(location)?;
+        ensure_object_store(state.runtime_env(), &table.root)?;
+        Ok(Arc::new(table))
+    }
+}
+
+/// A directory tree of images.
+#[derive(Debug, Clone)]
+pub struct ImageFolderTable {
+    root: ListingTableUrl,
+    schema: SchemaRef,
+}
+
+impl ImageFolderTable {
+    /// A table over `location` (a directory path or URL).
+    pub fn try_new(location: &str) -> Result<Self> {
+        // A directory, whether or not the user wrote the trailing slash.
+        let location = if location.ends_with('/') {
+            location.to_string()
+        } else {
+            format!("{location}/")
+        };
+        Ok(Self {
+            root: ListingTableUrl::parse(&location)?,
+            schema: imagefolder_schema(),
+        })
+    }
+
+    /// The root URL.
+    pub fn root(&self) -> &ListingTableUrl {
+        &self.root
+    }
+
+    /// List the image files under the root, sorted by path.
+    pub async fn list_files(&self, state: &dyn Session) -> Result<Vec<ImageFile>> {
+        ensure_object_store(state.runtime_env(), &self.root)?;
+        let store = state.runtime_env().object_store(&self.root)?;
+        let prefix = self.root.prefix();
+        let depth = prefix.parts().count();
+        let url: &url::Url = self.root.as_ref();
+        let location_text = self.root.as_str().to_string();
+        let objects: Vec<object_store::ObjectMeta> =
+            store.list(Some(prefix)).try_collect().await.map_err(|e| {
+                DataFusionError::Execution(format!("cannot list image folder {location_text}: {e}"))
+            })?;
+        let mut files: Vec<ImageFile> = objects
+            .into_iter()
+            .filter_map(|meta| {
+                let parts: Vec<String> = meta
+                    .location
+                    .parts()
+                    .map(|p| p.as_ref().to_string())
+                    .collect();
+                let name = parts.last()?;
+                if name.starts_with('.') || parts[depth..].iter().any(|p| p.starts_with('.')) {
+                    return None;
+                }
+                let extension = name.rsplit_once('.')?.1.to_ascii_lowercase();
+                if !IMAGE_EXTENSIONS.contains(&extension.as_str()) {
+                    return None;
+                }
+                let label = (parts.len() >= depth + 2).then(|| parts[parts.len() - 2].clone());
+                let path = if url.scheme() == "file" {
+                    format!("/{}", meta.location)
+                } else {
+                    format!("{}://{}/{}", url.scheme(), url.authority(), meta.location)
+                };
+                Some(ImageFile {
+                    location: meta.location.to_string(),
+                    path,
+                    label,
+                    size: meta.size,
+                })
+            })
+            .collect();
+        files.sort_by(|a, b| a.location.cmp(&b.location));
+        Ok(files)
+    }
+}
+
+#[async_trait]
+impl TableProvider for ImageFolderTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let mut files = self.list_files(state).await?;
+        if let Some(limit) = limit {
+            files.truncate(limit);
+        }
+        let options = ClipOptions::from_config(state.config_options());
+        // Several forward passes per batch, so decoding of one pass can
+        // overlap the next; bounded by DataFusion's own batch size.
+        let execution = &state.config_options().execution;
+        let batch_rows = (options.batch_size * 4).clamp(1, usize::from(execution.batch_size));
+        let partitions = execution.target_partitions;
+        let projection = projection
+            .cloned()
+            .unwrap_or_else(|| (0..self.schema.fields().len()).collect());
+        Ok(Arc::new(ImageFolderExec::try_new(
+            self.root.object_store(),
+            files,
+            projection,
+            partitions,
+            batch_rows,
+        )?))
+    }
+
+    fn statistics(&self) -> Option<Statistics> {
+        None
+    }
+}

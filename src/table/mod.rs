@@ -1,0 +1,22 @@
+//! Table formats for image data, each a `TableProvider` of ours so a plan
+//! that scans one can later travel to Ballista executors.
+
+pub mod imagefolder;
+pub mod imagefolder_exec;
+pub mod object_stores;
+
+use std::sync::Arc;
+
+use datafusion::prelude::SessionContext;
+
+pub use imagefolder::{ImageFolderFactory, ImageFolderTable};
+pub use imagefolder_exec::ImageFolderExec;
+
+/// Register the `STORED AS` formats (`IMAGEFOLDER`) on `ctx`.
+pub fn register_table_formats(ctx: &SessionContext) {
+    let state = ctx.state_ref();
+    let mut state = state.write();
+    state
+        .table_factories_mut()
+        .insert("IMAGEFOLDER".to_string(), Arc::new(ImageFolderFactory));
+}

@@ -1,0 +1,72 @@
+//! Making sure a table location's object store is registered.
+//!
+//! `clip-sql` registers stores the way datafusion-cli does before a
+//! `CREATE EXTERNAL TABLE` reaches us. A service that only called
+//! [`crate::register`] gets the same convenience here: the first table on an
+//! `https://host`, `s3://bucket`, `gs://bucket` or `az://container` location
+//! registers a store built from the environment (credentials as each cloud's
+//! SDK reads them). A store the application registered itself always wins.
+
+use std::sync::Arc;
+
+use datafusion::common::{Result, plan_err};
+use datafusion::datasource::listing::ListingTableUrl;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use object_store::ObjectStore;
+use url::Url;
+
+/// Register a store for `table_url` unless one is already registered.
+pub fn ensure_object_store(runtime: &RuntimeEnv, table_url: &ListingTableUrl) -> Result<()> {
+    if runtime.object_store(table_url).is_ok() {
+        return Ok(());
+    }
+    let url: &Url = table_url.as_ref();
+    let store = store_for_url(url)?;
+    let base = Url::parse(&format!("{}://{}", url.scheme(), url.authority())).map_err(|e| {
+        datafusion::error::DataFusionError::Plan(format!("invalid location {url}: {e}"))
+    })?;
+    runtime.register_object_store(&base, store);
+    Ok(())
+}
+
+fn store_for_url(url: &Url) -> Result<Arc<dyn ObjectStore>> {
+    let scheme = url.scheme();
+    let host = url.host_str().unwrap_or_default();
+    match scheme {
+        "http" | "https" => {
+            let base = format!("{scheme}://{}", url.authority());
+            Ok(Arc::new(
+                object_store::http::HttpBuilder::new()
+                    .with_url(base)
+                    .build()?,
+            ))
+        }
+        #[cfg(feature = "cloud")]
+        "s3" | "s3a" => Ok(Arc::new(
+            object_store::aws::AmazonS3Builder::from_env()
+                .with_bucket_name(host)
+                .build()?,
+        )),
+        #[cfg(feature = "cloud")]
+        "gs" | "gcs" => Ok(Arc::new(
+            object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                .with_bucket_name(host)
+                .build()?,
+        )),
+        #[cfg(feature = "cloud")]
+        "az" | "azure" | "abfs" | "abfss" => Ok(Arc::new(
+            object_store::azure::MicrosoftAzureBuilder::from_env()
+                .with_url(url.as_str())
+                .build()?,
+        )),
+        _ => plan_err!(
+            "no object store for '{scheme}://{host}': local paths, file://, http(s)://{} are supported; \
+             register your own store with SessionContext::register_object_store",
+            if cfg!(feature = "cloud") {
+                ", s3://, gs:// and az://"
+            } else {
+                " (build with the `cloud` feature for s3://, gs://, az://)"
+            }
+        ),
+    }
+}

@@ -1,0 +1,135 @@
+//! `clip_embed_image(model, image)`: the L2-normalised CLIP embedding of
+//! encoded image bytes.
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{Field, FieldRef};
+use datafusion::common::utils::take_function_args;
+use datafusion::common::{Result, plan_err};
+use datafusion::config::ConfigOptions;
+use datafusion::logical_expr::{
+    ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
+    Signature, Volatility,
+};
+use datafusion_macros::user_doc;
+use std::sync::Arc;
+
+use super::args::{
+    apply_on_error, binary_rows, embed_dim_at_planning, embedding_array, embedding_dim_of,
+    embedding_type, is_binary, is_string, load_model, maybe_scalar, model_name_at_execution,
+    model_name_at_planning, parse_model,
+};
+use crate::config::ClipOptions;
+use crate::engine::encode::embed_images;
+
+#[user_doc(
+    doc_section(label = "CLIP Functions"),
+    description = "The CLIP image embedding of encoded image bytes (JPEG, PNG, WebP, GIF, BMP, TIFF), L2-normalised. \
+An image that cannot be decoded gives NULL (or fails the query with `SET clip.on_error = 'error'`).",
+    syntax_example = "clip_embed_image(model, image)",
+    sql_example = r#"```sql
+> SELECT path, clip_embed_image('ViT-B/32', image) AS embedding FROM photos LIMIT 1;
++---------------------+------------------------------------------+
+| path                | embedding                                |
++---------------------+------------------------------------------+
+| photos/cat/0001.jpg | [0.0123, -0.0457, 0.0311, ...]           |
++---------------------+------------------------------------------+
+```"#,
+    argument(
+        name = "model",
+        description = "Constant string: a model name (`ViT-B/32`, `ViT-B/16`, `ViT-L/14`, `ViT-L/14@336px`), `hf:org/repo`, or a local directory with `config.json` and `model.safetensors`."
+    ),
+    argument(name = "image", description = "Encoded image bytes (Binary)."),
+    related_udf(name = "clip_embed_text"),
+    related_udf(name = "cosine_similarity")
+)]
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct ClipEmbedImage {
+    signature: Signature,
+    /// Session settings at registration / last `SET`, for planning-time
+    /// decisions (whether a model's config may be downloaded).
+    options: ClipOptions,
+}
+
+impl ClipEmbedImage {
+    pub fn new(options: ClipOptions) -> Self {
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+            options,
+        }
+    }
+}
+
+impl ScalarUDFImpl for ClipEmbedImage {
+    fn name(&self) -> &str {
+        "clip_embed_image"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        let [model, image] = take_function_args(self.name(), arg_types)?;
+        if !is_string(model) {
+            return plan_err!("clip_embed_image: the model argument must be a string, got {model}");
+        }
+        if !is_binary(image) && image != &DataType::Null {
+            return plan_err!(
+                "clip_embed_image: the image argument must be encoded image bytes (Binary), got {image}. \
+                 Read files with an IMAGEFOLDER table, or use the bytes field of a Parquet image struct (image['bytes'])"
+            );
+        }
+        Ok(arg_types.to_vec())
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        // The width depends on the model argument's value: see return_field_from_args.
+        plan_err!("clip_embed_image: return_field_from_args should be called")
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        let name = model_name_at_planning(
+            self.name(),
+            args.scalar_arguments.first().copied().flatten(),
+        )?;
+        let model = parse_model(self.name(), &name)?;
+        let dim = embed_dim_at_planning(self.name(), &model, &self.options)?;
+        Ok(Arc::new(Field::new(self.name(), embedding_type(dim), true)))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let options = ClipOptions::from_config(&args.config_options);
+        let dim = embedding_dim_of(self.name(), &args.return_field)?;
+        let [model_arg, image_arg] = take_function_args(self.name(), args.args)?;
+        let name = model_name_at_execution(self.name(), &model_arg)?;
+        let all_scalar = matches!(image_arg, ColumnarValue::Scalar(_));
+        let images = image_arg.into_array(args.number_rows)?;
+        let rows = binary_rows(self.name(), &images)?;
+        if rows.iter().all(Option::is_none) {
+            return maybe_scalar(embedding_array(dim, &vec![None; rows.len()])?, all_scalar);
+        }
+        let model = load_model(self.name(), &name, &options)?;
+        if model.embed_dim != dim {
+            return datafusion::common::exec_err!(
+                "clip_embed_image: model '{name}' has {} dimensions but the query was planned for {dim}",
+                model.embed_dim
+            );
+        }
+        let present: Vec<bool> = rows.iter().map(Option::is_some).collect();
+        let outcomes = embed_images(&model, &rows, options.batch_size).map_err(|e| {
+            datafusion::error::DataFusionError::Execution(format!("clip_embed_image: {e}"))
+        })?;
+        let embeddings = apply_on_error(self.name(), &options, &present, outcomes)?;
+        maybe_scalar(embedding_array(dim, &embeddings)?, all_scalar)
+    }
+
+    fn with_updated_config(&self, config: &ConfigOptions) -> Option<ScalarUDF> {
+        Some(ScalarUDF::new_from_impl(Self::new(
+            ClipOptions::from_config(config),
+        )))
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        self.doc()
+    }
+}

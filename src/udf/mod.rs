@@ -1,0 +1,36 @@
+//! The SQL functions, one per file. This module only declares and registers.
+
+pub mod args;
+pub mod clip_models;
+pub mod cosine_similarity;
+pub mod embed_image;
+pub mod embed_text;
+pub mod zero_shot;
+pub mod zero_shot_probs;
+mod zero_shot_rows;
+
+use std::sync::Arc;
+
+use datafusion::logical_expr::ScalarUDF;
+use datafusion::prelude::SessionContext;
+
+use crate::config::ClipOptions;
+
+/// Every CLIP scalar function, configured with `options`.
+pub fn scalar_functions(options: &ClipOptions) -> Vec<ScalarUDF> {
+    vec![
+        ScalarUDF::new_from_impl(embed_image::ClipEmbedImage::new(options.clone())),
+        ScalarUDF::new_from_impl(embed_text::ClipEmbedText::new(options.clone())),
+        ScalarUDF::new_from_impl(zero_shot::ClipZeroShot::new(options.clone())),
+        ScalarUDF::new_from_impl(zero_shot_probs::ClipZeroShotProbs::new(options.clone())),
+        ScalarUDF::new_from_impl(cosine_similarity::CosineSimilarity::new()),
+    ]
+}
+
+/// Register the scalar functions and `clip_models()` on `ctx`.
+pub fn register_functions(ctx: &SessionContext, options: &ClipOptions) {
+    for udf in scalar_functions(options) {
+        ctx.register_udf(udf);
+    }
+    ctx.register_udtf("clip_models", Arc::new(clip_models::ClipModelsFunction));
+}

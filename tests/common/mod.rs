@@ -1,0 +1,141 @@
+//! Test helpers: a tiny random-weight CLIP model written once per test
+//! binary and loaded through the real loader, images made in memory, image
+//! folders on disk, and a session with everything registered.
+#![allow(dead_code)]
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::prelude::SessionContext;
+use datafusion_clip::model::ClipConfig;
+use datafusion_clip::model::random_weights::write_random_model;
+use image::{DynamicImage, ImageBuffer, ImageFormat, Luma, Rgb, Rgba};
+
+/// Directory of the tiny model (32-pixel input, 24-d embedding), created
+/// on first use and kept for the life of the test process.
+pub fn tiny_model_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("tiny-clip-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        write_random_model(&dir, &ClipConfig::tiny(), 42).unwrap();
+        dir
+    })
+}
+
+/// The tiny model as a SQL string literal's content.
+pub fn tiny_model() -> String {
+    tiny_model_dir().display().to_string()
+}
+
+/// Embedding width of [`tiny_model_dir`].
+pub const TINY_DIM: usize = 24;
+
+/// A session with the CLIP functions, settings and tables registered.
+pub fn context() -> SessionContext {
+    let ctx = SessionContext::new_with_config(
+        datafusion_clip::session_config().with_information_schema(true),
+    );
+    datafusion_clip::register(&ctx).unwrap();
+    ctx
+}
+
+/// Run `sql` and collect the batches.
+pub async fn query(ctx: &SessionContext, sql: &str) -> datafusion::error::Result<Vec<RecordBatch>> {
+    ctx.sql(sql).await?.collect().await
+}
+
+/// Run `sql` and render it as datafusion's pretty table.
+pub async fn query_text(ctx: &SessionContext, sql: &str) -> String {
+    let batches = query(ctx, sql).await.unwrap();
+    pretty_format_batches(&batches).unwrap().to_string()
+}
+
+/// The data rows of a pretty-printed table, cells trimmed.
+pub fn table_rows(text: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .filter(|l| l.starts_with('|'))
+        .skip(1)
+        .map(|l| {
+            l.trim_matches('|')
+                .split('|')
+                .map(|c| c.trim().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+/// A colourful RGB test image: gradients plus a seed-dependent pattern, so
+/// different seeds give different embeddings.
+pub fn rgb_image(width: u32, height: u32, seed: u32) -> DynamicImage {
+    DynamicImage::ImageRgb8(ImageBuffer::from_fn(width, height, |x, y| {
+        Rgb([
+            ((x * 255) / width.max(1)) as u8,
+            ((y * 255) / height.max(1)) as u8,
+            (((x ^ y).wrapping_mul(seed.wrapping_mul(37) + 11)) % 256) as u8,
+        ])
+    }))
+}
+
+pub fn encode(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
+    let mut out = Cursor::new(Vec::new());
+    image.write_to(&mut out, format).unwrap();
+    out.into_inner()
+}
+
+pub fn png_bytes(width: u32, height: u32, seed: u32) -> Vec<u8> {
+    encode(&rgb_image(width, height, seed), ImageFormat::Png)
+}
+
+pub fn jpeg_bytes(width: u32, height: u32, seed: u32) -> Vec<u8> {
+    encode(&rgb_image(width, height, seed), ImageFormat::Jpeg)
+}
+
+pub fn gray_png_bytes(width: u32, height: u32) -> Vec<u8> {
+    let img = DynamicImage::ImageLuma8(ImageBuffer::from_fn(width, height, |x, y| {
+        Luma([((x * 7 + y * 3) % 256) as u8])
+    }));
+    encode(&img, ImageFormat::Png)
+}
+
+pub fn rgba_png_bytes(width: u32, height: u32) -> Vec<u8> {
+    let img = DynamicImage::ImageRgba8(ImageBuffer::from_fn(width, height, |x, y| {
+        Rgba([
+            (x * 9 % 256) as u8,
+            (y * 5 % 256) as u8,
+            90,
+            ((x + y) * 13 % 256) as u8,
+        ])
+    }));
+    encode(&img, ImageFormat::Png)
+}
+
+/// Write `files` (relative path, bytes) under a new temporary directory.
+pub fn folder(files: &[(&str, Vec<u8>)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (rel, bytes) in files {
+        let path = dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+    dir
+}
+
+/// A small labelled image folder: cat/ and dog/ with PNG, JPEG, grayscale
+/// and RGBA images, plus a non-image file.
+pub fn pets_folder() -> tempfile::TempDir {
+    folder(&[
+        ("cat/cat1.png", png_bytes(40, 30, 1)),
+        ("cat/cat2.jpg", jpeg_bytes(50, 64, 2)),
+        ("cat/cat3.png", gray_png_bytes(33, 33)),
+        ("dog/dog1.png", rgba_png_bytes(64, 48)),
+        ("dog/dog2.jpeg", jpeg_bytes(32, 32, 5)),
+        ("dog/notes.txt", b"not an image".to_vec()),
+    ])
+}
