@@ -67,7 +67,11 @@ fn towers_match_candle_transformers_clip_on_the_same_weights() {
     let ours = load_model(&files, &Device::Cpu, DType::F32).unwrap();
     let config = ours.config().clone();
     let vb = unsafe {
-        VarBuilder::from_mmaped_safetensors(std::slice::from_ref(&files.weights), DType::F32, &Device::Cpu)
+        VarBuilder::from_mmaped_safetensors(
+            std::slice::from_ref(&files.weights),
+            DType::F32,
+            &Device::Cpu,
+        )
     }
     .unwrap();
     let theirs = reference::ClipModel::new(vb, &reference_config(&config)).unwrap();

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
-use datafusion::common::{Result, Statistics, plan_err};
+use datafusion::common::{Result, plan_err};
 use datafusion::datasource::TableType;
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::error::DataFusionError;
@@ -131,7 +131,8 @@ impl ImageFolderTable {
                     .map(|p| p.as_ref().to_string())
                     .collect();
                 let name = parts.last()?;
-                if name.starts_with('.') || parts[depth..].iter().any(|p| p.starts_with('.')) {
+                // Hidden files and directories (".git", macOS "._x.jpg") are not data.
+                if parts[depth..].iter().any(|p| p.starts_with('.')) {
                     return None;
                 }
                 let extension = name.rsplit_once('.')?.1.to_ascii_lowercase();
@@ -194,9 +195,5 @@ impl TableProvider for ImageFolderTable {
             partitions,
             batch_rows,
         )?))
-    }
-
-    fn statistics(&self) -> Option<Statistics> {
-        None
     }
 }

@@ -9,6 +9,7 @@ use datafusion::arrow::array::{
     ArrayRef, BinaryBuilder, RecordBatch, RecordBatchOptions, StringBuilder,
 };
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{Result, Statistics, internal_err};
 use datafusion::error::DataFusionError;
@@ -191,12 +192,20 @@ impl ExecutionPlan for ImageFolderExec {
     }
 
     fn partition_statistics(&self, partition: Option<usize>) -> Result<Arc<Statistics>> {
-        let rows = match partition {
-            Some(p) => self.groups.get(p).map_or(0, Vec::len),
-            None => self.file_count(),
+        let files: Vec<&ImageFile> = match partition {
+            Some(p) => self
+                .groups
+                .get(p)
+                .map(|g| g.iter().collect())
+                .unwrap_or_default(),
+            None => self.groups.iter().flatten().collect(),
         };
         let mut stats = Statistics::new_unknown(&self.schema);
-        stats.num_rows = datafusion::common::stats::Precision::Exact(rows);
+        stats.num_rows = Precision::Exact(files.len());
+        // The image bytes dominate a row; their total is known from the listing.
+        if self.projection.contains(&2) {
+            stats.total_byte_size = Precision::Inexact(files.iter().map(|f| f.size as usize).sum());
+        }
         Ok(Arc::new(stats))
     }
 }

@@ -19,12 +19,12 @@ use super::args::{float_list_rows, is_float_list, maybe_scalar};
 `a·b / (|a| |b|)`. NULL when either is NULL or has zero length; an error when their lengths differ.",
     syntax_example = "cosine_similarity(a, b)",
     sql_example = r#"```sql
-> SELECT cosine_similarity([1.0, 0.0], [1.0, 1.0]);
-+-------------------------------------------------------------------+
-| cosine_similarity(make_array(Float64(1),Float64(0)),make_array(Float64(1),Float64(1))) |
-+-------------------------------------------------------------------+
-| 0.70710677                                                        |
-+-------------------------------------------------------------------+
+> SELECT cosine_similarity([1.0, 0.0], [1.0, 1.0]) AS c;
++------------+
+| c          |
++------------+
+| 0.70710677 |
++------------+
 ```"#,
     argument(name = "a", description = "A vector (list of floats)."),
     argument(name = "b", description = "A vector of the same length."),
