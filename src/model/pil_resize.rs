@@ -175,6 +175,37 @@ pub fn resize_bicubic(image: &Interleaved, width: usize, height: usize) -> Inter
     current.into_owned()
 }
 
+/// Resize `image` to `width x height` as Pillow's `resize(..., NEAREST)`,
+/// which `Image.resize` uses for palette ("P") images whatever filter was
+/// asked for: an affine map sampled at pixel centres in 16.16 fixed point
+/// (`affine_fixed` in Pillow's Geometry.c).
+pub fn resize_nearest(image: &Interleaved, width: usize, height: usize) -> Interleaved {
+    let c = image.channels;
+    let fixed = |v: f64| (v * 65536.0 + 0.5).floor() as i64;
+    let sources = |in_size: usize, out_size: usize| -> Vec<usize> {
+        let scale = in_size as f64 / out_size as f64;
+        let (start, step) = (fixed(scale * 0.5), fixed(scale));
+        (0..out_size as i64)
+            .map(|i| ((start + i * step) >> 16).clamp(0, in_size as i64 - 1) as usize)
+            .collect()
+    };
+    let xs = sources(image.width, width);
+    let ys = sources(image.height, height);
+    let mut data = Vec::with_capacity(width * height * c);
+    for &y in &ys {
+        let row = &image.data[y * image.width * c..(y + 1) * image.width * c];
+        for &x in &xs {
+            data.extend_from_slice(&row[x * c..(x + 1) * c]);
+        }
+    }
+    Interleaved {
+        width,
+        height,
+        channels: c,
+        data,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

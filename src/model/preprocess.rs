@@ -6,15 +6,16 @@
 //! The steps follow what PIL does in each image mode, because that is what
 //! the reference's pixels are: the resize runs in the decoded mode (one
 //! channel for grayscale), images with alpha are resized premultiplied and
-//! their alpha then dropped (no compositing), 16-bit samples are reduced the
-//! way PIL's PNG reader and `convert("RGB")` reduce them.
+//! their alpha then dropped (no compositing), palette images are resized
+//! with nearest neighbour (PIL ignores the filter for them), 16-bit samples
+//! are reduced the way PIL's PNG reader and `convert("RGB")` reduce them.
 
 use std::io::Cursor;
 
 use image::{DynamicImage, ImageReader};
 use rayon::prelude::*;
 
-use super::pil_resize::{Interleaved, resize_bicubic};
+use super::pil_resize::{Interleaved, resize_bicubic, resize_nearest};
 
 // The reference's literals, digit for digit: rounded to f32 they are the
 // same numbers as torch's float32 tensors of them.
@@ -109,6 +110,9 @@ impl Preprocessor {
         let (new_w, new_h) = resized_dims(w, h, self.size);
         let resized = if (new_w, new_h) == (w, h) {
             image.pixels.clone()
+        } else if image.palette {
+            // PIL resizes palette images with NEAREST whatever filter is asked.
+            resize_nearest(&image.pixels, new_w, new_h)
         } else if image.has_alpha {
             // PIL resizes RGBA/LA premultiplied ("RGBa"/"La") and converts back.
             let mut premultiplied = image.pixels.clone();
@@ -143,6 +147,82 @@ struct ModeImage {
     pixels: Interleaved,
     /// The last channel is alpha (LA or RGBA).
     has_alpha: bool,
+    /// PIL would open it in palette mode ("P").
+    palette: bool,
+}
+
+/// Whether PIL opens these bytes as a palette ("P") image: indexed PNG,
+/// BMP of 8 bits or fewer, and GIF unless its palette is the identity gray
+/// ramp (which Pillow opens as "L").
+fn opens_as_palette(bytes: &[u8]) -> bool {
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        // IHDR colour type 3 = indexed.
+        return bytes.get(25) == Some(&3);
+    }
+    if bytes.starts_with(b"GIF8") {
+        let Some(&flags) = bytes.get(10) else {
+            return false;
+        };
+        if flags & 0x80 == 0 {
+            return true;
+        }
+        let entries = 1usize << ((flags & 7) + 1);
+        let Some(table) = bytes.get(13..13 + 3 * entries) else {
+            return true;
+        };
+        return !is_identity_gray_ramp(table, 3);
+    }
+    if bytes.starts_with(b"BM") {
+        return bmp_opens_as_palette(bytes).unwrap_or(false);
+    }
+    false
+}
+
+/// Palette entry `i` is gray level `i` for every entry (`stride` bytes
+/// each, colour first): Pillow then opens the image as "L".
+fn is_identity_gray_ramp(table: &[u8], stride: usize) -> bool {
+    table
+        .chunks_exact(stride)
+        .enumerate()
+        .all(|(i, entry)| entry[..3].iter().all(|&v| usize::from(v) == i))
+}
+
+/// Pillow's BMP modes: more than 8 bits is RGB(A); 1-bit (or two-colour)
+/// is "1" or "P", both resized with NEAREST; otherwise "L" when the palette
+/// is the identity gray ramp, else "P".
+fn bmp_opens_as_palette(bytes: &[u8]) -> Option<bool> {
+    let u16_at = |at: usize| {
+        bytes
+            .get(at..at + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    };
+    let u32_at = |at: usize| {
+        bytes
+            .get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let header = u32_at(14)? as usize;
+    // The OS/2 header (12 bytes) keeps the depth at 24 and 3-byte entries.
+    let (bits, entry) = if header == 12 {
+        (u16_at(24)?, 3)
+    } else {
+        (u16_at(28)?, 4)
+    };
+    if bits > 8 {
+        return Some(false);
+    }
+    let used = if header >= 40 {
+        u32_at(46)? as usize
+    } else {
+        0
+    };
+    let colors = if used == 0 { 1usize << bits } else { used };
+    if bits == 1 || colors == 2 {
+        return Some(true);
+    }
+    let start = 14 + header;
+    let table = bytes.get(start..start + colors * entry)?;
+    Some(!is_identity_gray_ramp(table, entry))
 }
 
 fn decode(bytes: &[u8]) -> Result<ModeImage, ImageError> {
@@ -197,6 +277,7 @@ fn decode(bytes: &[u8]) -> Result<ModeImage, ImageError> {
             data,
         },
         has_alpha,
+        palette: opens_as_palette(bytes),
     })
 }
 
