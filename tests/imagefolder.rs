@@ -203,7 +203,7 @@ async fn files_are_split_across_partitions_without_losing_rows() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn options_and_column_lists_are_checked() {
+async fn options_column_lists_and_missing_folders_are_refused() {
     let ctx = context();
     let err = query(
         &ctx,
@@ -221,4 +221,12 @@ async fn options_and_column_lists_are_checked() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("(path, label, image)"), "{err}");
+    let err = query(
+        &ctx,
+        "CREATE EXTERNAL TABLE t STORED AS IMAGEFOLDER LOCATION '/no/such/folder/'",
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("/no/such/folder is not a directory"), "{err}");
 }

@@ -459,3 +459,19 @@ async fn parquet_with_hugging_face_image_structs() {
     assert!(text.contains("| 0     | 2 | 2         |"), "{text}");
     assert!(text.contains("| 1     | 1 | 1         |"), "{text}");
 }
+
+// `#[tokio::test]` without a flavor is a current-thread runtime, as many
+// services' tests are: the functions must not rely on `block_in_place`.
+#[tokio::test]
+async fn works_on_a_current_thread_runtime() {
+    let ctx = context();
+    register_images(&ctx, vec![Some(png_bytes(16, 16, 1)), None]);
+    let sql = format!(
+        "SELECT clip_zero_shot('{}', image, ['cat', 'dog'])['label'] AS l FROM imgs ORDER BY id",
+        tiny_model()
+    );
+    let rows = table_rows(&query_text(&ctx, &sql).await);
+    assert_eq!(rows.len(), 2);
+    assert!(rows[0][0] == "cat" || rows[0][0] == "dog", "{rows:?}");
+    assert!(rows[1][0].is_empty(), "a NULL image gives NULL: {rows:?}");
+}

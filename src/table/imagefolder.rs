@@ -78,6 +78,14 @@ impl TableProviderFactory for ImageFolderFactory {
             );
         };
         let table = ImageFolderTable::try_new(location)?;
+        // A typo in a local path would otherwise be an empty table.
+        let url: &url::Url = table.root.as_ref();
+        if url.scheme() == "file"
+            && let Ok(dir) = url.to_file_path()
+            && !dir.is_dir()
+        {
+            return plan_err!("IMAGEFOLDER location {} is not a directory", dir.display());
+        }
         ensure_object_store(state.runtime_env(), &table.root)?;
         Ok(Arc::new(table))
     }
