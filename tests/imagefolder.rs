@@ -228,5 +228,5 @@ async fn options_column_lists_and_missing_folders_are_refused() {
     .await
     .unwrap_err()
     .to_string();
-    assert!(err.contains("/no/such/folder is not a directory"), "{err}");
+    assert!(err.contains("/no/such/folder/ is not a directory"), "{err}");
 }
