@@ -1,0 +1,157 @@
+//! The shipped SQL files, run offline by `clip-sql`: the CIFAR-10 benchmark
+//! against a local Parquet file in the Hugging Face layout and the tiny
+//! model, and a script that calls every function through the binary.
+
+mod common;
+
+use std::process::Command;
+use std::sync::Arc;
+
+use common::*;
+use datafusion::arrow::array::{BinaryArray, Int64Array, RecordBatch, StringArray, StructArray};
+use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema};
+
+const CIFAR10_URL: &str = "https://huggingface.co/datasets/uoft-cs/cifar10/resolve/main/plain_text/test-00000-of-00001.parquet";
+
+/// A stand-in for the CIFAR-10 test Parquet: `img` struct<bytes, path> of
+/// 32x32 PNGs and `label` 0..9, `per_class` images per class.
+async fn cifar10_standin(path: &std::path::Path, per_class: usize) {
+    let image_fields = Fields::from(vec![
+        Field::new("bytes", DataType::Binary, true),
+        Field::new("path", DataType::Utf8, true),
+    ]);
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("img", DataType::Struct(image_fields.clone()), true),
+        Field::new("label", DataType::Int64, true),
+    ]));
+    let n = 10 * per_class;
+    let bytes = BinaryArray::from_iter_values((0..n as u32).map(|i| png_bytes(32, 32, i)));
+    let paths = StringArray::from_iter_values((0..n).map(|i| format!("{i}.png")));
+    let img =
+        StructArray::try_new(image_fields, vec![Arc::new(bytes), Arc::new(paths)], None).unwrap();
+    let labels = Int64Array::from_iter_values((0..n as i64).map(|i| i % 10));
+    let batch = RecordBatch::try_new(schema, vec![Arc::new(img), Arc::new(labels)]).unwrap();
+    let ctx = datafusion::prelude::SessionContext::new();
+    ctx.read_batch(batch)
+        .unwrap()
+        .write_parquet(path.to_str().unwrap(), Default::default(), None)
+        .await
+        .unwrap();
+}
+
+fn run_clip_sql(file: &std::path::Path) -> (String, String, bool) {
+    let out = Command::new(env!("CARGO_BIN_EXE_clip-sql"))
+        .args(["-q", "--format", "csv", "-f", file.to_str().unwrap()])
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.success(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cifar10_benchmark_file_runs_end_to_end_on_a_local_standin() {
+    let dir = tempfile::tempdir().unwrap();
+    let parquet = dir.path().join("test-00000-of-00001.parquet");
+    cifar10_standin(&parquet, 3).await;
+    let sql = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/sql/benchmarks/cifar10.sql"
+    ))
+    .unwrap();
+    assert!(
+        sql.contains(CIFAR10_URL),
+        "the benchmark reads the Hugging Face file"
+    );
+    assert!(sql.contains("'ViT-B/32'"));
+    let sql = sql
+        .replace(CIFAR10_URL, parquet.to_str().unwrap())
+        .replace("'ViT-B/32'", &format!("'{}'", tiny_model()));
+    let file = dir.path().join("cifar10.sql");
+    std::fs::write(&file, sql).unwrap();
+
+    let (stdout, stderr, ok) = run_clip_sql(&file);
+    assert!(ok, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let summary = lines
+        .iter()
+        .position(|l| *l == "model,dataset,split,n,n_failed,acc1,acc5")
+        .expect(&stdout);
+    let cells: Vec<&str> = lines[summary + 1].split(',').collect();
+    assert_eq!(&cells[1..5], ["cifar10", "test", "30", "0"], "{stdout}");
+    let acc1: f64 = cells[5].parse().unwrap();
+    let acc5: f64 = cells[6].parse().unwrap();
+    assert!(
+        (0.0..=100.0).contains(&acc1) && acc1 <= acc5 && acc5 <= 100.0,
+        "{stdout}"
+    );
+    let per_class = lines
+        .iter()
+        .position(|l| *l == "class,n,acc1")
+        .expect(&stdout);
+    let classes: Vec<&str> = lines[per_class + 1..]
+        .iter()
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(
+        classes,
+        [
+            "airplane",
+            "automobile",
+            "bird",
+            "cat",
+            "deer",
+            "dog",
+            "frog",
+            "horse",
+            "ship",
+            "truck"
+        ],
+        "{stdout}"
+    );
+    assert!(
+        lines[per_class + 1..]
+            .iter()
+            .all(|l| l.split(',').nth(1) == Some("3")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn every_function_runs_through_the_binary() {
+    let images = pets_folder();
+    let m = tiny_model();
+    let script = format!(
+        "CREATE EXTERNAL TABLE pets STORED AS IMAGEFOLDER LOCATION '{dir}';
+CREATE TABLE emb AS SELECT path, label, clip_embed_image('{m}', image) AS e FROM pets;
+SELECT count(e) AS embedded FROM emb;
+SELECT count(*) AS ranked FROM (SELECT cosine_similarity(e, clip_embed_text('{m}', 'a cat')) AS s FROM emb) WHERE s BETWEEN -1 AND 1;
+SELECT sum(array_length(clip_zero_shot_probs('{m}', e, ['cat', 'dog', 'bird']))) AS probs FROM emb;
+SELECT count(clip_zero_shot('{m}', e, ['cat', 'dog'])['label']) AS predicted FROM emb;
+SELECT count(*) AS models FROM clip_models() WHERE supported;
+",
+        dir = images.path().display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("all.sql");
+    std::fs::write(&file, script).unwrap();
+    let (stdout, stderr, ok) = run_clip_sql(&file);
+    assert!(ok, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    for (header, value) in [
+        ("embedded", "5"),
+        ("ranked", "5"),
+        ("probs", "15"),
+        ("predicted", "5"),
+        ("models", "4"),
+    ] {
+        let at = lines
+            .iter()
+            .position(|l| *l == header)
+            .unwrap_or_else(|| panic!("no {header} in {stdout}"));
+        assert_eq!(lines[at + 1], value, "{header} in {stdout}");
+    }
+}
