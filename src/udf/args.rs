@@ -7,12 +7,13 @@ use std::sync::Arc;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, FixedSizeListArray, Float32Array, GenericListArray, OffsetSizeTrait,
 };
+use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
     DataType, Field, FieldRef, Float16Type, Float32Type, Float64Type,
 };
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::error::DataFusionError;
-use datafusion::logical_expr::ColumnarValue;
+use datafusion::logical_expr::{ColumnarValue, ReturnFieldArgs};
 
 use crate::config::{ClipOptions, OnErrorSetting};
 use crate::engine::{LoadedModel, get_or_load};
@@ -101,6 +102,37 @@ pub fn embedding_dim_of(function: &str, field: &FieldRef) -> Result<usize> {
         DataType::FixedSizeList(_, n) => Ok(*n as usize),
         other => exec_err!("{function}: unexpected return type {other}"),
     }
+}
+
+/// The return field of an embedding function: `FixedSizeList<Float32, D>`
+/// with `D` the width of the (constant) model argument's model.
+pub fn embedding_return_field(
+    function: &str,
+    args: &ReturnFieldArgs,
+    options: &ClipOptions,
+) -> Result<FieldRef> {
+    let name = model_name_at_planning(function, args.scalar_arguments.first().copied().flatten())?;
+    let model = parse_model(function, &name)?;
+    let dim = embed_dim_at_planning(function, &model, options)?;
+    Ok(Arc::new(Field::new(function, embedding_type(dim), true)))
+}
+
+/// Load the model for an embedding function and check it still has the
+/// width the query was planned with (the files could have changed since).
+pub fn load_model_of_width(
+    function: &str,
+    name: &str,
+    options: &ClipOptions,
+    dim: usize,
+) -> Result<Arc<LoadedModel>> {
+    let model = load_model(function, name, options)?;
+    if model.embed_dim != dim {
+        return exec_err!(
+            "{function}: model '{name}' has {} dimensions but the query was planned for {dim}",
+            model.embed_dim
+        );
+    }
+    Ok(model)
 }
 
 /// Build an embedding column; `None` rows are NULL.
@@ -297,58 +329,39 @@ fn string_list_rows(
     what: &str,
     array: &ArrayRef,
 ) -> Result<Vec<Option<Vec<String>>>> {
-    let list_values = |values: ArrayRef| -> Result<Vec<String>> {
-        string_values(&values)?
-            .into_iter()
-            .map(|v| {
-                v.ok_or_else(|| {
-                    DataFusionError::Execution(format!(
-                        "{function}: the {what} list contains a NULL"
-                    ))
-                })
-            })
-            .collect()
-    };
-    match array.data_type() {
-        DataType::List(_) => {
-            let l = array.as_list::<i32>();
-            (0..l.len())
-                .map(|i| {
-                    if l.is_null(i) {
-                        Ok(None)
-                    } else {
-                        list_values(l.value(i)).map(Some)
-                    }
-                })
-                .collect()
-        }
-        DataType::LargeList(_) => {
-            let l = array.as_list::<i64>();
-            (0..l.len())
-                .map(|i| {
-                    if l.is_null(i) {
-                        Ok(None)
-                    } else {
-                        list_values(l.value(i)).map(Some)
-                    }
-                })
-                .collect()
-        }
-        DataType::FixedSizeList(_, _) => {
-            let l = array.as_fixed_size_list();
-            (0..l.len())
-                .map(|i| {
-                    if l.is_null(i) {
-                        Ok(None)
-                    } else {
-                        list_values(l.value(i)).map(Some)
-                    }
-                })
-                .collect()
-        }
-        DataType::Null => Ok(vec![None; array.len()]),
-        other => exec_err!("{function}: expected the {what} as a list of strings, got {other}"),
+    if array.data_type() == &DataType::Null {
+        return Ok(vec![None; array.len()]);
     }
+    // One layout to read: large and fixed-size lists of any string type
+    // become List<Utf8> (a cheap cast for the few lists labels come in).
+    let as_list = DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)));
+    let list = cast(array, &as_list).map_err(|e| {
+        DataFusionError::Execution(format!(
+            "{function}: expected the {what} as a list of strings, got {}: {e}",
+            array.data_type()
+        ))
+    })?;
+    let list = list.as_list::<i32>();
+    (0..list.len())
+        .map(|i| {
+            if list.is_null(i) {
+                return Ok(None);
+            }
+            let values = list.value(i);
+            values
+                .as_string::<i32>()
+                .iter()
+                .map(|v| {
+                    v.map(str::to_string).ok_or_else(|| {
+                        DataFusionError::Execution(format!(
+                            "{function}: the {what} list contains a NULL"
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<String>>>()
+                .map(Some)
+        })
+        .collect()
 }
 
 /// Apply `clip.on_error` to per-row image outcomes: with `null`, failed

@@ -1,22 +1,20 @@
 //! `clip_embed_image(model, image)`: the L2-normalised CLIP embedding of
 //! encoded image bytes.
 
-use datafusion::arrow::datatypes::DataType;
-use datafusion::arrow::datatypes::{Field, FieldRef};
+use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::utils::take_function_args;
 use datafusion::common::{Result, plan_err};
 use datafusion::config::ConfigOptions;
+use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
     Signature, Volatility,
 };
 use datafusion_macros::user_doc;
-use std::sync::Arc;
 
 use super::args::{
-    apply_on_error, binary_rows, embed_dim_at_planning, embedding_array, embedding_dim_of,
-    embedding_type, is_binary, is_string, load_model, maybe_scalar, model_name_at_execution,
-    model_name_at_planning, parse_model,
+    apply_on_error, binary_rows, embedding_array, embedding_dim_of, embedding_return_field,
+    is_binary, is_string, load_model_of_width, maybe_scalar, model_name_at_execution,
 };
 use crate::config::ClipOptions;
 use crate::engine::encode::embed_images;
@@ -88,13 +86,7 @@ impl ScalarUDFImpl for ClipEmbedImage {
     }
 
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let name = model_name_at_planning(
-            self.name(),
-            args.scalar_arguments.first().copied().flatten(),
-        )?;
-        let model = parse_model(self.name(), &name)?;
-        let dim = embed_dim_at_planning(self.name(), &model, &self.options)?;
-        Ok(Arc::new(Field::new(self.name(), embedding_type(dim), true)))
+        embedding_return_field(self.name(), &args, &self.options)
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
@@ -108,17 +100,10 @@ impl ScalarUDFImpl for ClipEmbedImage {
         if rows.iter().all(Option::is_none) {
             return maybe_scalar(embedding_array(dim, &vec![None; rows.len()])?, all_scalar);
         }
-        let model = load_model(self.name(), &name, &options)?;
-        if model.embed_dim != dim {
-            return datafusion::common::exec_err!(
-                "clip_embed_image: model '{name}' has {} dimensions but the query was planned for {dim}",
-                model.embed_dim
-            );
-        }
+        let model = load_model_of_width(self.name(), &name, &options, dim)?;
         let present: Vec<bool> = rows.iter().map(Option::is_some).collect();
-        let outcomes = embed_images(&model, &rows, options.batch_size).map_err(|e| {
-            datafusion::error::DataFusionError::Execution(format!("clip_embed_image: {e}"))
-        })?;
+        let outcomes = embed_images(&model, &rows, options.batch_size)
+            .map_err(|e| DataFusionError::Execution(format!("clip_embed_image: {e}")))?;
         let embeddings = apply_on_error(self.name(), &options, &present, outcomes)?;
         maybe_scalar(embedding_array(dim, &embeddings)?, all_scalar)
     }

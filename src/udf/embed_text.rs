@@ -1,11 +1,9 @@
 //! `clip_embed_text(model, text)`: the L2-normalised CLIP embedding of a
 //! prompt.
 
-use std::sync::Arc;
-
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::utils::take_function_args;
-use datafusion::common::{Result, exec_err, plan_err};
+use datafusion::common::{Result, plan_err};
 use datafusion::config::ConfigOptions;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{
@@ -15,9 +13,8 @@ use datafusion::logical_expr::{
 use datafusion_macros::user_doc;
 
 use super::args::{
-    embed_dim_at_planning, embedding_array, embedding_dim_of, embedding_type, is_string,
-    load_model, maybe_scalar, model_name_at_execution, model_name_at_planning, parse_model,
-    string_values,
+    embedding_array, embedding_dim_of, embedding_return_field, is_string, load_model_of_width,
+    maybe_scalar, model_name_at_execution, string_values,
 };
 use crate::config::ClipOptions;
 use crate::engine::encode::embed_texts;
@@ -82,13 +79,7 @@ impl ScalarUDFImpl for ClipEmbedText {
     }
 
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let name = model_name_at_planning(
-            self.name(),
-            args.scalar_arguments.first().copied().flatten(),
-        )?;
-        let model = parse_model(self.name(), &name)?;
-        let dim = embed_dim_at_planning(self.name(), &model, &self.options)?;
-        Ok(Arc::new(Field::new(self.name(), embedding_type(dim), true)))
+        embedding_return_field(self.name(), &args, &self.options)
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
@@ -102,13 +93,7 @@ impl ScalarUDFImpl for ClipEmbedText {
         if present.is_empty() {
             return maybe_scalar(embedding_array(dim, &vec![None; texts.len()])?, all_scalar);
         }
-        let model = load_model(self.name(), &name, &options)?;
-        if model.embed_dim != dim {
-            return exec_err!(
-                "clip_embed_text: model '{name}' has {} dimensions but the query was planned for {dim}",
-                model.embed_dim
-            );
-        }
+        let model = load_model_of_width(self.name(), &name, &options, dim)?;
         let mut embedded = embed_texts(&model, &present, options.batch_size)
             .map_err(|e| DataFusionError::Execution(format!("clip_embed_text: {e}")))?
             .into_iter();
