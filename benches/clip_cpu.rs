@@ -108,10 +108,7 @@ fn decode_preprocess(c: &mut Criterion) {
 
 fn image_encoder(c: &mut Criterion) {
     let dir = vit_b32_dir();
-    let files = ModelFiles {
-        config: dir.join("config.json"),
-        weights: dir.join("model.safetensors"),
-    };
+    let files = ModelFiles::in_directory(&dir).unwrap();
     let model = load_model(&files, &Device::Cpu, DType::F32).unwrap();
     let pre = Preprocessor::new(224);
     let mut pixels = Vec::new();

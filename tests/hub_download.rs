@@ -12,8 +12,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Serves `/{repo}/resolve/main/{file}` the way the hub answers hf-hub:
-/// `etag`, `x-repo-commit` and ranged `206` responses.
+/// Serves `/{repo}/resolve/main/{file}` the way the hub answers hf-hub
+/// (`etag`, `x-repo-commit` and ranged `206` responses), and the file list
+/// at `/api/models/{repo}/revision/main`.
 struct HubStandIn {
     address: String,
     requests: Arc<AtomicUsize>,
@@ -26,17 +27,18 @@ impl HubStandIn {
         let requests = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&requests);
         let prefix = format!("/{repo}/resolve/main/");
+        let info_path = format!("/api/models/{repo}/revision/main");
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 counter.fetch_add(1, Ordering::SeqCst);
-                serve(stream, &prefix, &files);
+                serve(stream, &prefix, &info_path, &files);
             }
         });
         HubStandIn { address, requests }
     }
 }
 
-fn serve(mut stream: TcpStream, prefix: &str, files: &HashMap<String, Vec<u8>>) {
+fn serve(mut stream: TcpStream, prefix: &str, info_path: &str, files: &HashMap<String, Vec<u8>>) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut request_line = String::new();
     reader.read_line(&mut request_line).unwrap();
@@ -53,6 +55,23 @@ fn serve(mut stream: TcpStream, prefix: &str, files: &HashMap<String, Vec<u8>>) 
         }
     }
     let path = request_line.split_whitespace().nth(1).unwrap_or("");
+    if path == info_path {
+        let siblings: Vec<String> = files
+            .keys()
+            .map(|f| format!("{{\"rfilename\": \"{f}\"}}"))
+            .collect();
+        let body = format!(
+            "{{\"sha\": \"0123456789abcdef0123456789abcdef01234567\", \"siblings\": [{}]}}",
+            siblings.join(", ")
+        );
+        let header = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        let _ = stream.write_all(header.as_bytes());
+        let _ = stream.write_all(body.as_bytes());
+        return;
+    }
     let Some(body) = path.strip_prefix(prefix).and_then(|name| files.get(name)) else {
         let _ = stream
             .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
@@ -81,8 +100,8 @@ fn fingerprint(bytes: &[u8]) -> u64 {
     })
 }
 
-fn model_files(dir: &Path) -> HashMap<String, Vec<u8>> {
-    ["config.json", "model.safetensors"]
+fn model_files(dir: &Path, names: &[&str]) -> HashMap<String, Vec<u8>> {
+    names
         .iter()
         .map(|f| (f.to_string(), std::fs::read(dir.join(f)).unwrap()))
         .collect()
@@ -101,7 +120,13 @@ fn clip_sql(env: &[(&str, &str)], sql: &str) -> std::process::Output {
 
 #[test]
 fn hub_models_download_into_hf_home_then_work_offline() {
-    let hub = HubStandIn::start("test-org/tiny-clip", model_files(common::tiny_model_dir()));
+    let hub = HubStandIn::start(
+        "test-org/tiny-clip",
+        model_files(
+            common::tiny_model_dir(),
+            &["config.json", "model.safetensors"],
+        ),
+    );
     let home = tempfile::tempdir().unwrap();
     let home_str = home.path().to_str().unwrap();
     let sql = "SELECT cosine_similarity(clip_embed_text('hf:test-org/tiny-clip', 'a cat'), \
@@ -150,4 +175,58 @@ fn hub_models_download_into_hf_home_then_work_offline() {
     assert!(err.contains("test-org/other-model"), "{err}");
     assert!(err.contains(&format!("{home_str}/hub")), "{err}");
     assert!(err.contains("HF_HUB_OFFLINE"), "{err}");
+}
+
+/// A repository laid out like `timm/vit_base_patch32_clip_224.openai`:
+/// open_clip's files next to timm's own `config.json` + `model.safetensors`
+/// (an image tower alone). The open_clip checkpoint must be the one used.
+#[test]
+fn timm_style_repositories_load_their_open_clip_checkpoint() {
+    let open_clip =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/open_clip_tiny");
+    let mut files = model_files(
+        &open_clip,
+        &["open_clip_config.json", "open_clip_model.safetensors"],
+    );
+    files.insert(
+        "config.json".to_string(),
+        br#"{"architecture": "vit_base_patch32_clip_224", "num_classes": 512}"#.to_vec(),
+    );
+    files.insert(
+        "model.safetensors".to_string(),
+        b"not these weights".to_vec(),
+    );
+    let hub = HubStandIn::start("timm/tiny_clip.openai", files);
+    let home = tempfile::tempdir().unwrap();
+    let out = clip_sql(
+        &[
+            ("HF_HOME", home.path().to_str().unwrap()),
+            ("HF_ENDPOINT", &hub.address),
+        ],
+        "SELECT arrow_typeof(clip_embed_text('hf:timm/tiny_clip.openai', 'a cat')) AS t",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The open_clip fixture's embedding width is 16.
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("16"), "{text}");
+    let snapshot = home
+        .path()
+        .join("hub/models--timm--tiny_clip.openai/snapshots");
+    let fetched: Vec<String> = std::fs::read_dir(snapshot)
+        .unwrap()
+        .flat_map(|commit| std::fs::read_dir(commit.unwrap().path()).unwrap())
+        .map(|f| f.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(
+        fetched.contains(&"open_clip_model.safetensors".to_string()),
+        "{fetched:?}"
+    );
+    assert!(
+        !fetched.contains(&"model.safetensors".to_string()),
+        "{fetched:?}"
+    );
 }

@@ -60,10 +60,7 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
 #[test]
 fn towers_match_candle_transformers_clip_on_the_same_weights() {
     let dir = tiny_model_dir();
-    let files = ModelFiles {
-        config: dir.join("config.json"),
-        weights: dir.join("model.safetensors"),
-    };
+    let files = ModelFiles::in_directory(dir).unwrap();
     let ours = load_model(&files, &Device::Cpu, DType::F32).unwrap();
     let config = ours.config().clone();
     let vb = unsafe {
@@ -108,10 +105,7 @@ fn towers_match_candle_transformers_clip_on_the_same_weights() {
 #[test]
 fn half_precision_stays_close_to_f32() {
     let dir = tiny_model_dir();
-    let files = ModelFiles {
-        config: dir.join("config.json"),
-        weights: dir.join("model.safetensors"),
-    };
+    let files = ModelFiles::in_directory(dir).unwrap();
     let f32_model = load_model(&files, &Device::Cpu, DType::F32).unwrap();
     let s = f32_model.config().vision_config.image_size;
     let pixels = Preprocessor::new(s)

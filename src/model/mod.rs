@@ -3,6 +3,9 @@
 
 pub mod clip;
 pub mod clip_config;
+pub mod jpeg_decode;
+pub mod layout;
+pub mod open_clip_layout;
 pub mod pil_resize;
 pub mod preprocess;
 pub mod random_weights;

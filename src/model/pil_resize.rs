@@ -26,45 +26,42 @@ fn bicubic(x: f64) -> f64 {
     }
 }
 
-/// Per output pixel: first input index, and fixed-point weights of the
-/// consecutive input pixels it reads.
-struct Coefficients {
+/// Per output pixel: first input index, and the weights of the
+/// consecutive input pixels it reads (`f64` for Pillow's 16-bit resampler,
+/// 22-bit fixed point for its 8-bit one).
+struct Coefficients<W> {
     starts: Vec<usize>,
     counts: Vec<usize>,
     /// `out_size * window` weights; unused tail entries are zero.
-    weights: Vec<i32>,
+    weights: Vec<W>,
     window: usize,
 }
 
-fn coefficients(in_size: usize, out_size: usize) -> Coefficients {
+/// Pillow's `precompute_coeffs`: normalised bicubic weights.
+fn float_coefficients(in_size: usize, out_size: usize) -> Coefficients<f64> {
     let scale = in_size as f64 / out_size as f64;
     let filter_scale = scale.max(1.0);
+    // Pillow multiplies by the reciprocal; dividing can differ in the last bit.
+    let inverse_scale = 1.0 / filter_scale;
     let support = BICUBIC_SUPPORT * filter_scale;
     let window = support.ceil() as usize * 2 + 1;
     let mut starts = Vec::with_capacity(out_size);
     let mut counts = Vec::with_capacity(out_size);
-    let mut weights = vec![0i32; out_size * window];
-    let mut float_weights = vec![0f64; window];
+    let mut weights = vec![0f64; out_size * window];
     for xx in 0..out_size {
         let center = (xx as f64 + 0.5) * scale;
         // C's `(int)` truncates toward zero; both bounds are then clamped.
         let xmin = ((center - support + 0.5) as i64).max(0) as usize;
         let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
         let count = xmax.saturating_sub(xmin).min(window);
+        let row = &mut weights[xx * window..(xx + 1) * window];
         let mut total = 0.0;
-        for (x, w) in float_weights.iter_mut().enumerate().take(count) {
-            *w = bicubic((x as f64 + xmin as f64 - center + 0.5) / filter_scale);
+        for (x, w) in row.iter_mut().enumerate().take(count) {
+            *w = bicubic(((x + xmin) as f64 - center + 0.5) * inverse_scale);
             total += *w;
         }
-        let row = &mut weights[xx * window..(xx + 1) * window];
-        for (x, w) in float_weights.iter().enumerate().take(count) {
-            let normalised = if total != 0.0 { w / total } else { *w };
-            let fixed = normalised * f64::from(1u32 << PRECISION_BITS);
-            row[x] = if normalised < 0.0 {
-                (fixed - 0.5) as i32
-            } else {
-                (fixed + 0.5) as i32
-            };
+        if total != 0.0 {
+            row.iter_mut().take(count).for_each(|w| *w /= total);
         }
         starts.push(xmin);
         counts.push(count);
@@ -74,6 +71,29 @@ fn coefficients(in_size: usize, out_size: usize) -> Coefficients {
         counts,
         weights,
         window,
+    }
+}
+
+/// Pillow's `normalize_coeffs_8bpc`: the weights in fixed point.
+fn coefficients(in_size: usize, out_size: usize) -> Coefficients<i32> {
+    let float = float_coefficients(in_size, out_size);
+    let one = f64::from(1u32 << PRECISION_BITS);
+    let weights = float
+        .weights
+        .iter()
+        .map(|&w| {
+            if w < 0.0 {
+                (-0.5 + w * one) as i32
+            } else {
+                (0.5 + w * one) as i32
+            }
+        })
+        .collect();
+    Coefficients {
+        starts: float.starts,
+        counts: float.counts,
+        weights,
+        window: float.window,
     }
 }
 
@@ -169,6 +189,97 @@ pub fn resize_bicubic(image: &Interleaved, width: usize, height: usize) -> Inter
             width: src.width,
             height,
             channels,
+            data: out,
+        };
+    }
+    current.into_owned()
+}
+
+/// A 16-bit grayscale image: what Pillow opens a 16-bit grayscale PNG as
+/// (mode "I;16").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gray16 {
+    pub width: usize,
+    pub height: usize,
+    pub data: Vec<u16>,
+}
+
+/// Pillow's 16-bit store: `CLIP8(v % 256)` as the low byte and
+/// `CLIP8(v >> 8)` as the high byte, C's truncating remainder and arithmetic
+/// shift. Negative sums become 0; sums above 65535 keep a high byte of 255.
+fn store16(v: i64) -> u16 {
+    let clip8 = |x: i64| x.clamp(0, 255) as u16;
+    (clip8(v >> 8) << 8) | clip8(v % 256)
+}
+
+/// C's `ROUND_UP`: half away from zero.
+fn round_half_away(v: f64) -> i64 {
+    if v >= 0.0 {
+        (v + 0.5).floor() as i64
+    } else {
+        -((v.abs() + 0.5).floor() as i64)
+    }
+}
+
+/// Resize a 16-bit grayscale image as Pillow's bicubic resample does for
+/// "I;16" (`ImagingResampleHorizontal_16bpc` / `..Vertical_16bpc`): `f64`
+/// weights, rounding after each pass.
+pub fn resize_bicubic_gray16(image: &Gray16, width: usize, height: usize) -> Gray16 {
+    let need_horizontal = width != image.width;
+    let need_vertical = height != image.height;
+    let vertical = float_coefficients(image.height, height);
+    let (first_row, last_row) = if need_vertical {
+        let last = height - 1;
+        (
+            vertical.starts[0],
+            vertical.starts[last] + vertical.counts[last],
+        )
+    } else {
+        (0, image.height)
+    };
+    let mut current = std::borrow::Cow::Borrowed(image);
+    if need_horizontal {
+        let horizontal = float_coefficients(image.width, width);
+        let rows = last_row - first_row;
+        let mut out = vec![0u16; rows * width];
+        for y in 0..rows {
+            let src = &image.data[(y + first_row) * image.width..][..image.width];
+            for (xx, d) in out[y * width..][..width].iter_mut().enumerate() {
+                let start = horizontal.starts[xx];
+                let k = &horizontal.weights[xx * horizontal.window..][..horizontal.counts[xx]];
+                let ss: f64 = k
+                    .iter()
+                    .enumerate()
+                    .map(|(i, w)| f64::from(src[start + i]) * w)
+                    .sum();
+                *d = store16(round_half_away(ss));
+            }
+        }
+        current = std::borrow::Cow::Owned(Gray16 {
+            width,
+            height: rows,
+            data: out,
+        });
+    }
+    if need_vertical {
+        let offset = if need_horizontal { first_row } else { 0 };
+        let src = current.as_ref();
+        let mut out = vec![0u16; height * src.width];
+        for yy in 0..height {
+            let start = vertical.starts[yy] - offset;
+            let k = &vertical.weights[yy * vertical.window..][..vertical.counts[yy]];
+            for (x, d) in out[yy * src.width..][..src.width].iter_mut().enumerate() {
+                let ss: f64 = k
+                    .iter()
+                    .enumerate()
+                    .map(|(i, w)| f64::from(src.data[(start + i) * src.width + x]) * w)
+                    .sum();
+                *d = store16(round_half_away(ss));
+            }
+        }
+        return Gray16 {
+            width: src.width,
+            height,
             data: out,
         };
     }

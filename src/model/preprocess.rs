@@ -2,7 +2,9 @@
 //! normalise — the reference's `Compose([Resize(n, BICUBIC), CenterCrop(n),
 //! convert("RGB"), ToTensor(), Normalize(mean, std)])` on a PIL image.
 //!
-//! Decoding is image-rs (JPEG, PNG, WebP, GIF first frame, BMP, TIFF).
+//! Decoding is libjpeg-turbo's code for JPEG ([`super::jpeg_decode`], the
+//! decoder Pillow uses) and image-rs for PNG, WebP, GIF (first frame), BMP
+//! and TIFF.
 //! The steps follow what PIL does in each image mode, because that is what
 //! the reference's pixels are: the resize runs in the decoded mode (one
 //! channel for grayscale), images with alpha are resized premultiplied and
@@ -15,7 +17,10 @@ use std::io::Cursor;
 use image::{DynamicImage, ImageReader};
 use rayon::prelude::*;
 
-use super::pil_resize::{Interleaved, resize_bicubic, resize_nearest};
+use super::jpeg_decode::{JpegMode, cmyk_to_rgb, decode_jpeg, is_jpeg};
+use super::pil_resize::{
+    Gray16, Interleaved, resize_bicubic, resize_bicubic_gray16, resize_nearest,
+};
 
 // The reference's literals, digit for digit: rounded to f32 they are the
 // same numbers as torch's float32 tensors of them.
@@ -106,24 +111,46 @@ impl Preprocessor {
     /// Resize so the short side is `size` (torchvision's rule for the long
     /// side: `int(size * long / short)`), then take the centre square.
     fn resize_and_crop(&self, image: &ModeImage) -> Interleaved {
-        let (w, h) = (image.pixels.width, image.pixels.height);
+        let pixels = match &image.samples {
+            Samples::Eight(pixels) => pixels,
+            Samples::Gray16(gray) => {
+                // Pillow resizes "I;16" in 16 bits; `convert("RGB")` then
+                // clips each value to 255.
+                let (new_w, new_h) = resized_dims(gray.width, gray.height, self.size);
+                let resized = resize_bicubic_gray16(gray, new_w, new_h);
+                let clipped = Interleaved {
+                    width: resized.width,
+                    height: resized.height,
+                    channels: 1,
+                    data: resized.data.iter().map(|&v| v.min(255) as u8).collect(),
+                };
+                return center_crop(&clipped, self.size);
+            }
+        };
+        let (w, h) = (pixels.width, pixels.height);
         let (new_w, new_h) = resized_dims(w, h, self.size);
         let resized = if (new_w, new_h) == (w, h) {
-            image.pixels.clone()
+            pixels.clone()
         } else if image.palette {
             // PIL resizes palette images with NEAREST whatever filter is asked.
-            resize_nearest(&image.pixels, new_w, new_h)
+            resize_nearest(pixels, new_w, new_h)
         } else if image.has_alpha {
             // PIL resizes RGBA/LA premultiplied ("RGBa"/"La") and converts back.
-            let mut premultiplied = image.pixels.clone();
+            let mut premultiplied = pixels.clone();
             premultiply(&mut premultiplied);
             let mut out = resize_bicubic(&premultiplied, new_w, new_h);
             unpremultiply(&mut out);
             out
         } else {
-            resize_bicubic(&image.pixels, new_w, new_h)
+            // Includes CMYK, which PIL resizes as four plain channels.
+            resize_bicubic(pixels, new_w, new_h)
         };
-        center_crop(&resized, self.size)
+        let cropped = center_crop(&resized, self.size);
+        if image.cmyk {
+            cmyk_to_rgb(&cropped)
+        } else {
+            cropped
+        }
     }
 }
 
@@ -142,13 +169,22 @@ pub fn resized_dims(w: usize, h: usize, size: usize) -> (usize, usize) {
     }
 }
 
+/// Decoded samples, at the depth PIL would resize them in.
+enum Samples {
+    Eight(Interleaved),
+    /// 16-bit grayscale, Pillow's "I;16".
+    Gray16(Gray16),
+}
+
 /// A decoded image in the channel layout PIL would resize it in.
 struct ModeImage {
-    pixels: Interleaved,
+    samples: Samples,
     /// The last channel is alpha (LA or RGBA).
     has_alpha: bool,
     /// PIL would open it in palette mode ("P").
     palette: bool,
+    /// Four channels of CMYK ink, converted to RGB after the crop.
+    cmyk: bool,
 }
 
 /// Whether PIL opens these bytes as a palette ("P") image: indexed PNG,
@@ -229,6 +265,15 @@ fn decode(bytes: &[u8]) -> Result<ModeImage, ImageError> {
     if bytes.is_empty() {
         return Err(ImageError("image is empty (0 bytes)".to_string()));
     }
+    if is_jpeg(bytes) {
+        let (pixels, mode) = decode_jpeg(bytes)?;
+        return Ok(ModeImage {
+            samples: Samples::Eight(pixels),
+            has_alpha: false,
+            palette: false,
+            cmyk: mode == JpegMode::Cmyk,
+        });
+    }
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| ImageError(format!("cannot read image: {e}")))?;
@@ -252,16 +297,19 @@ fn decode(bytes: &[u8]) -> Result<ModeImage, ImageError> {
         DynamicImage::ImageLumaA8(img) => (2, true, img.into_raw()),
         DynamicImage::ImageRgb8(img) => (3, false, img.into_raw()),
         DynamicImage::ImageRgba8(img) => (4, true, img.into_raw()),
-        // PIL opens 16-bit grayscale as mode "I;16" and `convert("RGB")`
-        // clips it to 0..255.
-        DynamicImage::ImageLuma16(img) => (
-            1,
-            false,
-            img.into_raw()
-                .into_iter()
-                .map(|v| v.min(255) as u8)
-                .collect(),
-        ),
+        // PIL opens 16-bit grayscale as mode "I;16" and resizes it in 16 bits.
+        DynamicImage::ImageLuma16(img) => {
+            return Ok(ModeImage {
+                samples: Samples::Gray16(Gray16 {
+                    width,
+                    height,
+                    data: img.into_raw(),
+                }),
+                has_alpha: false,
+                palette: false,
+                cmyk: false,
+            });
+        }
         // 16-bit colour and gray+alpha: PIL's PNG reader keeps the high byte.
         DynamicImage::ImageLumaA16(img) => (2, true, high_bytes(img.into_raw())),
         DynamicImage::ImageRgb16(img) => (3, false, high_bytes(img.into_raw())),
@@ -270,14 +318,15 @@ fn decode(bytes: &[u8]) -> Result<ModeImage, ImageError> {
         other => (3, false, other.to_rgb8().into_raw()),
     };
     Ok(ModeImage {
-        pixels: Interleaved {
+        samples: Samples::Eight(Interleaved {
             width,
             height,
             channels,
             data,
-        },
+        }),
         has_alpha,
         palette: opens_as_palette(bytes),
+        cmyk: false,
     })
 }
 

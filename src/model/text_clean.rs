@@ -46,22 +46,32 @@ static TERMINAL_ESCAPE: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// The subset of `ftfy.fix_text` (default configuration) described in the
-/// module comment, applied until the text stops changing as ftfy does.
+/// module comment. ftfy fixes the text line by line (segments ending after
+/// each `\n`), each until it stops changing; HTML entities are unescaped
+/// until the first line containing `<`, and not from that line on (ftfy
+/// takes such text for markup and switches unescaping off for the rest).
 fn ftfy_fix_text(text: &str) -> String {
-    // ftfy leaves entities alone in text that looks like HTML markup.
-    let mut current = if text.contains('<') {
-        text.to_string()
-    } else {
-        unescape_semicolon_entities(text)
-    };
-    for _ in 0..4 {
-        let next = ftfy_fix_once(&current);
-        if next == current {
-            break;
+    let mut out = String::with_capacity(text.len());
+    let mut unescape = true;
+    for segment in text.split_inclusive('\n') {
+        if segment.contains('<') {
+            unescape = false;
         }
-        current = next;
+        let mut current = if unescape {
+            unescape_semicolon_entities(segment)
+        } else {
+            segment.to_string()
+        };
+        for _ in 0..4 {
+            let next = ftfy_fix_once(&current);
+            if next == current {
+                break;
+            }
+            current = next;
+        }
+        out.push_str(&current);
     }
-    current
+    out
 }
 
 /// ftfy's own `unescape_html`: only `&name;` / `&#n;` forms, leaving an

@@ -43,7 +43,7 @@ pub struct Tokens {
 impl Tokens {
     /// Position the text tower pools at: the first occurrence of the largest
     /// id, as `argmax` does in the reference. That is the end-of-text token
-    /// (the largest id), or an earlier literal `<|endoftext|>` in the prompt.
+    /// (the largest id), or an earlier literal `<end_of_text>` in the prompt.
     pub fn pool_position(&self) -> usize {
         let max = self.ids.iter().copied().max().unwrap_or(0);
         self.ids.iter().position(|&id| id == max).unwrap_or(0)
@@ -111,7 +111,7 @@ impl ClipTokenizer {
         // The pattern is a constant that is known to compile.
         #[allow(clippy::expect_used)]
         let pattern = Regex::new(
-            r"(?i)<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+",
+            r"(?i)<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+",
         )
         .expect("CLIP split pattern compiles");
         ClipTokenizer {
@@ -133,10 +133,13 @@ impl ClipTokenizer {
         let mut ids = Vec::new();
         for piece in self.pattern.find_iter(&text) {
             match piece.as_str() {
-                // The reference seeds its BPE cache with the special tokens,
-                // so a literal special token in a prompt becomes its id.
-                "<|startoftext|>" => ids.push(START_OF_TEXT),
-                "<|endoftext|>" => ids.push(END_OF_TEXT),
+                // open_clip seeds its BPE cache with its spellings of the
+                // special tokens, so those literals in a prompt become their
+                // ids. (OpenAI's original tokenizer spells them
+                // `<|startoftext|>` / `<|endoftext|>`; open_clip reads those
+                // as ordinary text, and so do we.)
+                "<start_of_text>" => ids.push(START_OF_TEXT),
+                "<end_of_text>" => ids.push(END_OF_TEXT),
                 word => self.bpe_word(word.as_bytes(), &mut ids),
             }
         }
@@ -249,7 +252,7 @@ mod tests {
 
     #[test]
     fn pools_at_first_end_token() {
-        let t = ClipTokenizer::shared().tokenize("a <|endoftext|> b", CONTEXT_LENGTH);
+        let t = ClipTokenizer::shared().tokenize("a <end_of_text> b", CONTEXT_LENGTH);
         assert_eq!(t.ids[2], END_OF_TEXT);
         assert_eq!(t.pool_position(), 2);
         let plain = ClipTokenizer::shared().tokenize("a b", CONTEXT_LENGTH);

@@ -1,24 +1,28 @@
 //! Where a model argument's weights come from, and reading them.
 //!
-//! A model argument is a registry name (`ViT-B/32`), `hf:org/repo`, or a
-//! local directory holding `config.json` + `model.safetensors` (Hugging Face
-//! transformers layout). Hub files are fetched with `hf-hub` into the
-//! standard Hugging Face cache (`HF_HOME`, default `~/.cache/huggingface`),
-//! so a model downloaded by Python tools is reused and vice versa.
+//! A model argument is a registry name (`ViT-B/32`), `hf:org/repo` (or
+//! open_clip's `hf-hub:org/repo`), or a local directory holding a checkpoint
+//! in one of the layouts of [`super::layout`]: Hugging Face transformers
+//! (`config.json` + `model.safetensors`) or OpenAI/open_clip
+//! (`open_clip_config.json` + `open_clip_model.safetensors`). `.bin` PyTorch
+//! pickles are read too, without Python and without running pickled code.
+//! Hub files are fetched with `hf-hub` into the standard Hugging Face cache
+//! (`HF_HOME`, default `~/.cache/huggingface`), so a model downloaded by
+//! Python tools is reused and vice versa.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use hf_hub::{Cache, Repo};
 
 use super::clip::ClipModel;
 use super::clip_config::ClipConfig;
+use super::layout::{FILE_SETS, FileSet, Layout, WeightsFormat, choose_file_set, expected_files};
+use super::open_clip_layout;
 use super::registry::{Family, KnownModel, find_known, known_names};
-
-const CONFIG_FILE: &str = "config.json";
-const WEIGHTS_FILE: &str = "model.safetensors";
 
 /// A failure to find, fetch or read a model, worded for the person who
 /// typed the model argument.
@@ -74,7 +78,10 @@ impl ModelRef {
                 known: Some(known),
             });
         }
-        if let Some(repo) = trimmed.strip_prefix("hf:") {
+        if let Some(repo) = trimmed
+            .strip_prefix("hf:")
+            .or_else(|| trimmed.strip_prefix("hf-hub:"))
+        {
             if repo.split('/').count() != 2 || repo.split('/').any(str::is_empty) {
                 return Err(ModelError(format!(
                     "'{argument}' is not a Hugging Face repository; write hf:org/name"
@@ -99,9 +106,9 @@ impl ModelRef {
         }
         Err(ModelError(format!(
             "unknown model '{argument}'. Known models: {}. A model can also be a local \
-             directory with {CONFIG_FILE} and {WEIGHTS_FILE} (Hugging Face CLIPModel layout), \
-             or hf:org/repo for a Hugging Face repository",
-            known_names()
+             directory holding {}, or hf:org/repo for a Hugging Face repository",
+            known_names(),
+            expected_files()
         )))
     }
 
@@ -154,87 +161,173 @@ impl HubOptions {
 pub struct ModelFiles {
     pub config: PathBuf,
     pub weights: PathBuf,
+    /// Which layout and format they are.
+    pub set: &'static FileSet,
 }
 
-/// Find (and for hub models, download when allowed) the file `name` of `model`.
-fn fetch_file(model: &ModelRef, name: &str, hub: &HubOptions) -> Result<PathBuf, ModelError> {
-    match &model.source {
-        ModelSource::Directory(dir) => {
-            let path = dir.join(name);
-            if path.is_file() {
-                Ok(path)
-            } else {
-                Err(ModelError(format!(
-                    "model directory {} has no {name} (a CLIP model directory holds {CONFIG_FILE} \
-                     and {WEIGHTS_FILE}, as transformers' CLIPModel.save_pretrained writes them)",
-                    dir.display()
-                )))
-            }
-        }
-        ModelSource::Hub { repo } => {
-            let cache = Cache::new(hub.cache_dir.clone());
-            if let Some(path) = cache.model(repo.clone()).get(name) {
-                return Ok(path);
-            }
-            if hub.offline {
-                return Err(ModelError(format!(
-                    "model '{}' is not in the Hugging Face cache and downloads are off \
-                     (clip.offline or HF_HUB_OFFLINE): {name} of {repo} is missing under {}. \
-                     Download it once with network access, or point the model argument at a \
-                     local directory",
-                    model.argument,
-                    hub.cache_dir.display()
-                )));
-            }
-            let mut builder =
-                hf_hub::api::sync::ApiBuilder::from_cache(cache).with_progress(hub.progress);
-            if let Some(endpoint) = &hub.endpoint {
-                builder = builder.with_endpoint(endpoint.clone());
-            }
-            let api = builder
-                .build()
-                .map_err(|e| ModelError(format!("cannot start the Hugging Face client: {e}")))?;
-            api.repo(Repo::model(repo.clone())).get(name).map_err(|e| {
-                ModelError(format!(
-                    "cannot download {name} of {repo} (model '{}') into {}: {e}",
-                    model.argument,
-                    hub.cache_dir.display()
-                ))
-            })
-        }
+impl ModelFiles {
+    /// The checkpoint in a local directory, in whichever layout it holds.
+    pub fn in_directory(dir: &Path) -> Result<ModelFiles, ModelError> {
+        let set = choose_file_set(|f| dir.join(f).is_file()).ok_or_else(|| {
+            ModelError(format!(
+                "model directory {} holds no CLIP checkpoint: expected {} (as transformers' \
+                 CLIPModel.save_pretrained or open_clip's hub upload writes them)",
+                dir.display(),
+                expected_files()
+            ))
+        })?;
+        Ok(ModelFiles {
+            config: dir.join(set.config),
+            weights: dir.join(set.weights),
+            set,
+        })
     }
 }
 
-/// The model's config, fetching only `config.json`.
+/// Find the model's checkpoint, downloading what is missing when allowed:
+/// the config always, the weights when `with_weights`.
+fn locate(
+    model: &ModelRef,
+    hub: &HubOptions,
+    with_weights: bool,
+) -> Result<(&'static FileSet, PathBuf, Option<PathBuf>), ModelError> {
+    let repo = match &model.source {
+        ModelSource::Directory(dir) => {
+            let files = ModelFiles::in_directory(dir)?;
+            return Ok((files.set, files.config, Some(files.weights)));
+        }
+        ModelSource::Hub { repo } => repo,
+    };
+    let cache = Cache::new(hub.cache_dir.clone());
+    let cached = cache.model(repo.clone());
+    if let Some(set) = choose_file_set(|f| cached.get(f).is_some())
+        && let (Some(config), Some(weights)) = (cached.get(set.config), cached.get(set.weights))
+    {
+        return Ok((set, config, Some(weights)));
+    }
+    if !with_weights
+        && let Some((set, config)) = FILE_SETS
+            .iter()
+            .find_map(|set| Some((set, cached.get(set.config)?)))
+    {
+        // Planning needs only the config; the weights come at execution.
+        return Ok((set, config, None));
+    }
+    if hub.offline {
+        return Err(ModelError(format!(
+            "model '{}' is not in the Hugging Face cache and downloads are off \
+             (clip.offline or HF_HUB_OFFLINE): {repo} has no {} under {}. Download it once \
+             with network access, or point the model argument at a local directory",
+            model.argument,
+            expected_files(),
+            hub.cache_dir.display()
+        )));
+    }
+    let mut builder = hf_hub::api::sync::ApiBuilder::from_cache(cache).with_progress(hub.progress);
+    if let Some(endpoint) = &hub.endpoint {
+        builder = builder.with_endpoint(endpoint.clone());
+    }
+    let api = builder
+        .build()
+        .map_err(|e| ModelError(format!("cannot start the Hugging Face client: {e}")))?;
+    let api_repo = api.repo(Repo::model(repo.clone()));
+    let listing: HashSet<String> = api_repo
+        .info()
+        .map_err(|e| {
+            ModelError(format!(
+                "cannot list the files of {repo} (model '{}'): {e}",
+                model.argument
+            ))
+        })?
+        .siblings
+        .into_iter()
+        .map(|s| s.rfilename)
+        .collect();
+    let set = choose_file_set(|f| listing.contains(f)).ok_or_else(|| {
+        ModelError(format!(
+            "{repo} (model '{}') holds no CLIP checkpoint this version reads: expected {}",
+            model.argument,
+            expected_files()
+        ))
+    })?;
+    let download = |name: &str| {
+        api_repo.get(name).map_err(|e| {
+            ModelError(format!(
+                "cannot download {name} of {repo} (model '{}') into {}: {e}",
+                model.argument,
+                hub.cache_dir.display()
+            ))
+        })
+    };
+    let config = download(set.config)?;
+    let weights = if with_weights {
+        Some(download(set.weights)?)
+    } else {
+        None
+    };
+    Ok((set, config, weights))
+}
+
+/// The model's config, fetching only the config file.
 pub fn fetch_config(model: &ModelRef, hub: &HubOptions) -> Result<ClipConfig, ModelError> {
-    let path = fetch_file(model, CONFIG_FILE, hub)?;
-    read_config(&path)
+    let (set, config, _) = locate(model, hub, false)?;
+    read_config(&config, set.layout)
 }
 
 /// Both files of the model, fetching what is missing.
 pub fn fetch_files(model: &ModelRef, hub: &HubOptions) -> Result<ModelFiles, ModelError> {
+    let (set, config, weights) = locate(model, hub, true)?;
+    let weights = weights.ok_or_else(|| {
+        ModelError(format!(
+            "the weights of model '{}' were not found",
+            model.argument
+        ))
+    })?;
     Ok(ModelFiles {
-        config: fetch_file(model, CONFIG_FILE, hub)?,
-        weights: fetch_file(model, WEIGHTS_FILE, hub)?,
+        config,
+        weights,
+        set,
     })
 }
 
 /// Whether a registry model's files are already in the hub cache.
 pub fn is_cached(known: &KnownModel, cache_dir: &Path) -> bool {
     let repo = Cache::new(cache_dir.to_path_buf()).model(known.hub_repo.to_string());
-    repo.get(CONFIG_FILE).is_some() && repo.get(WEIGHTS_FILE).is_some()
+    choose_file_set(|f| repo.get(f).is_some()).is_some()
 }
 
-/// Parse and check a `config.json`.
-pub fn read_config(path: &Path) -> Result<ClipConfig, ModelError> {
+/// Parse and check a config file of the given layout.
+pub fn read_config(path: &Path, layout: Layout) -> Result<ClipConfig, ModelError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ModelError(format!("cannot read {}: {e}", path.display())))?;
-    let config = ClipConfig::from_json(&text)
-        .map_err(|e| ModelError(format!("{} is not a CLIP config: {e}", path.display())))?;
+    let config = match layout {
+        Layout::HuggingFace => hugging_face_config(&text),
+        Layout::OpenClip => open_clip_layout::config_from_json(&text),
+    }
+    .map_err(|e| ModelError(format!("{}: {e}", path.display())))?;
     config
         .validate()
         .map_err(|e| ModelError(format!("{}: {e}", path.display())))?;
     Ok(config)
+}
+
+/// A transformers `CLIPConfig`. Every field has a default, so a config of
+/// another model (timm's, BERT's) would parse as ViT-B/32: demand the two
+/// tower sections CLIPConfig always writes.
+fn hugging_face_config(text: &str) -> Result<ClipConfig, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    if value.get("text_config").is_none() || value.get("vision_config").is_none() {
+        let kind = value
+            .get("model_type")
+            .or_else(|| value.get("architecture"))
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "unknown".to_string());
+        return Err(format!(
+            "not a CLIP config (no text_config and vision_config; model type {kind})"
+        ));
+    }
+    ClipConfig::from_json(text).map_err(|e| format!("not a CLIP config: {e}"))
 }
 
 /// Read the weights into a model on `device` in `dtype`.
@@ -243,35 +336,89 @@ pub fn load_model(
     device: &Device,
     dtype: DType,
 ) -> Result<ClipModel, ModelError> {
-    let config = read_config(&files.config)?;
-    // Check the header before mapping: a truncated or foreign file gets a
-    // sentence naming it rather than a failure deep inside the loader.
-    let bytes = std::fs::File::open(&files.weights)
-        .map_err(|e| ModelError(format!("cannot open {}: {e}", files.weights.display())))?;
-    // SAFETY: the file is mapped read-only and the mapping lives only while
-    // the tensors are copied out of it; a concurrent writer could change the
-    // values read but not memory safety of this process beyond that, which
-    // is the same contract every safetensors reader relies on.
-    let mmap = unsafe { memmap2::Mmap::map(&bytes) }
-        .map_err(|e| ModelError(format!("cannot map {}: {e}", files.weights.display())))?;
+    let config = read_config(&files.config, files.set.layout)?;
+    let path = files.weights.display();
+    let vb = match (files.set.layout, files.set.format) {
+        (Layout::HuggingFace, WeightsFormat::Safetensors) => {
+            check_safetensors(&files.weights)?;
+            // SAFETY: the file is mapped read-only for the life of the
+            // builder; the contract every safetensors reader relies on.
+            unsafe {
+                VarBuilder::from_mmaped_safetensors(
+                    std::slice::from_ref(&files.weights),
+                    dtype,
+                    device,
+                )
+            }
+            .map_err(|e| ModelError(format!("cannot read {path}: {e}")))?
+        }
+        (layout, format) => {
+            let tensors = read_tensors(&files.weights, format)?;
+            let tensors = match layout {
+                Layout::OpenClip => open_clip_layout::to_hugging_face_names(tensors)
+                    .map_err(|e| ModelError(format!("{path}: {e}")))?,
+                Layout::HuggingFace => tensors,
+            };
+            VarBuilder::from_tensors(tensors, dtype, device)
+        }
+    };
+    ClipModel::new(vb, &config).map_err(|e| {
+        ModelError(format!(
+            "{path} does not hold the CLIP weights its {} describes: {e}",
+            files.set.config
+        ))
+    })
+}
+
+/// Check a safetensors header before use: a truncated or foreign file gets
+/// a sentence naming it rather than a failure deep inside the loader.
+fn check_safetensors(path: &Path) -> Result<(), ModelError> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| ModelError(format!("cannot open {}: {e}", path.display())))?;
+    // SAFETY: read-only mapping, dropped before returning.
+    let mmap = unsafe { memmap2::Mmap::map(&file) }
+        .map_err(|e| ModelError(format!("cannot map {}: {e}", path.display())))?;
     safetensors::SafeTensors::deserialize(&mmap).map_err(|e| {
         ModelError(format!(
             "{} is not a valid safetensors file: {e}",
-            files.weights.display()
+            path.display()
         ))
     })?;
-    drop(mmap);
-    // SAFETY: as above.
-    let vb = unsafe {
-        VarBuilder::from_mmaped_safetensors(std::slice::from_ref(&files.weights), dtype, device)
+    Ok(())
+}
+
+/// Every tensor of a weights file, on the CPU in the stored dtype.
+fn read_tensors(path: &Path, format: WeightsFormat) -> Result<HashMap<String, Tensor>, ModelError> {
+    let fail = |e: candle_core::Error| ModelError(format!("cannot read {}: {e}", path.display()));
+    match format {
+        WeightsFormat::Safetensors => {
+            check_safetensors(path)?;
+            // SAFETY: as in check_safetensors; tensors are copied out.
+            let st =
+                unsafe { candle_core::safetensors::MmapedSafetensors::new(path) }.map_err(fail)?;
+            st.tensors()
+                .into_iter()
+                .map(|(name, _)| Ok((name.clone(), st.load(&name, &Device::Cpu).map_err(fail)?)))
+                .collect()
+        }
+        WeightsFormat::PyTorch => {
+            // candle's reader interprets only the pickle opcodes that build
+            // tensors: no Python, no code from the file runs.
+            let mut tensors = candle_core::pickle::read_all(path).map_err(fail)?;
+            if tensors.is_empty() {
+                // Training checkpoints nest the weights under "state_dict".
+                tensors = candle_core::pickle::read_all_with_key(path, Some("state_dict"))
+                    .map_err(fail)?;
+            }
+            if tensors.is_empty() {
+                return Err(ModelError(format!(
+                    "{} holds no tensors (not a PyTorch state dict)",
+                    path.display()
+                )));
+            }
+            Ok(tensors.into_iter().collect())
+        }
     }
-    .map_err(|e| ModelError(format!("cannot read {}: {e}", files.weights.display())))?;
-    ClipModel::new(vb, &config).map_err(|e| {
-        ModelError(format!(
-            "{} does not hold the CLIP weights its {CONFIG_FILE} describes: {e}",
-            files.weights.display()
-        ))
-    })
 }
 
 #[cfg(test)]
