@@ -17,10 +17,10 @@ import re, sys
 rust = {}
 name = None
 for line in open(sys.argv[1]):
-    m = re.match(r"^(\S+/\S+)\s", line)
+    m = re.match(r"^(\S+/\S+)(\s|$)", line)
     if m:
         name = m.group(1)
-    t = re.search(r"thrpt:\s+\[\S+ \S+ (\S+) (\S+)", line)
+    t = re.search(r"thrpt:\s+\[\S+\s+\S+\s+(\S+)\s+(\S+)", line)
     if t and name:
         value, unit = float(t.group(1)), t.group(2)
         rust[name] = value * (1000 if unit.startswith("K") else 1)

@@ -11,7 +11,8 @@ out, count = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 64
 os.makedirs(out, exist_ok=True)
 y, x = np.mgrid[0:375, 0:500].astype(np.uint32)
 for seed in range(count):
-    noise = ((x * 73856093) ^ (y * 19349663) ^ (seed * 83492791)) % 32
+    # uint32 arithmetic wraps; the per-seed term is wrapped explicitly.
+    noise = ((x * 73856093) ^ (y * 19349663) ^ np.uint32(seed * 83492791 % 2**32)) % 32
     r = (x * 255 // 500 + noise) % 256
     g = (y * 255 // 375 + seed * 40) % 256
     b = ((x + y + seed) % 256) ^ noise

@@ -406,7 +406,6 @@ pub fn to_hugging_face_names(
     } else {
         take("text_projection", "text_projection.weight", true)?;
     }
-    drop(take);
     for (from, to) in [
         ("visual.transformer", "vision_model.encoder"),
         ("transformer", "text_model.encoder"),
