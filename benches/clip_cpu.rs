@@ -1,8 +1,9 @@
-//! CPU throughput of the CLIP path, with ViT-B/32-shaped random weights:
+//! CPU throughput of the CLIP path, with random weights of the published shapes:
 //!
 //! - `decode_preprocess/one_core`: JPEG decode + PIL-exact resize + crop +
 //!   normalise of 500x375 JPEGs on a single rayon thread (images/s per core);
-//! - `vit_b32_image_encoder/batch32`: the image tower alone on a
+//! - `vit_b32_image_encoder/batch32`, `rn50_image_encoder/batch32`,
+//!   `rn101_image_encoder/batch32`: each image tower alone on a
 //!   preprocessed batch of 32 (images/s, all cores);
 //! - `sql/clip_embed_image`: `SELECT clip_embed_image('<ViT-B/32 dir>', image)`
 //!   over 64 in-memory JPEGs through a `SessionContext` (images/s end to end).
@@ -15,7 +16,7 @@
 //! ```
 
 use std::io::Cursor;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +26,7 @@ use datafusion::arrow::array::{BinaryArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
-use datafusion_clip::model::random_weights::write_random_model;
+use datafusion_clip::model::random_weights::{write_random_model, write_random_resnet_model};
 use datafusion_clip::model::weights::{ModelFiles, load_model};
 use datafusion_clip::model::{ClipConfig, Preprocessor};
 use image::{ImageBuffer, Rgb};
@@ -106,9 +107,24 @@ fn decode_preprocess(c: &mut Criterion) {
     group.finish();
 }
 
-fn image_encoder(c: &mut Criterion) {
-    let dir = vit_b32_dir();
-    let files = ModelFiles::in_directory(&dir).unwrap();
+/// A random RN50 or RN101 in open_clip's layout, written once.
+fn resnet_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir()
+        .join("datafusion-clip-bench")
+        .join(format!("{name}-random"));
+    if !dir.join("open_clip_model.safetensors").is_file() {
+        let config = match name {
+            "rn50" => ClipConfig::rn50(),
+            _ => ClipConfig::rn101(),
+        };
+        write_random_resnet_model(&dir, &config, 0).unwrap();
+    }
+    dir
+}
+
+/// One image tower on a preprocessed batch of 32 at 224 px.
+fn bench_tower(c: &mut Criterion, group_name: &str, dir: &Path) {
+    let files = ModelFiles::in_directory(dir).unwrap();
     let model = load_model(&files, &Device::Cpu, DType::F32).unwrap();
     let pre = Preprocessor::new(224);
     let mut pixels = Vec::new();
@@ -116,13 +132,19 @@ fn image_encoder(c: &mut Criterion) {
         pixels.extend(pre.preprocess(&image).unwrap());
     }
     let x = Tensor::from_vec(pixels, (32, 3, 224, 224), &Device::Cpu).unwrap();
-    let mut group = c.benchmark_group("vit_b32_image_encoder");
+    let mut group = c.benchmark_group(group_name);
     group
         .sample_size(10)
         .measurement_time(Duration::from_secs(30));
     group.throughput(Throughput::Elements(32));
     group.bench_function("batch32", |b| b.iter(|| model.encode_image(&x).unwrap()));
     group.finish();
+}
+
+fn image_encoder(c: &mut Criterion) {
+    bench_tower(c, "vit_b32_image_encoder", &vit_b32_dir());
+    bench_tower(c, "rn50_image_encoder", &resnet_dir("rn50"));
+    bench_tower(c, "rn101_image_encoder", &resnet_dir("rn101"));
 }
 
 fn sql_embed_image(c: &mut Criterion) {

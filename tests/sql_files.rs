@@ -146,7 +146,7 @@ SELECT count(*) AS models FROM clip_models() WHERE supported;
         ("ranked", "5"),
         ("probs", "15"),
         ("predicted", "5"),
-        ("models", "4"),
+        ("models", "9"),
     ] {
         let at = lines
             .iter()

@@ -6,7 +6,9 @@ measured the way CLIP_benchmark runs the reference implementation.
 - vit_b32_image_encoder/batch32: open_clip ViT-B-32 (random init, f32,
   inference_mode) on a preprocessed batch of 32, all threads;
 - end_to_end: decode + preprocess + encode of 64 images, batches of 32,
-  the peer of `SELECT clip_embed_image(...)`.
+  the peer of `SELECT clip_embed_image(...)`;
+- rn50_image_encoder/batch32, rn101_image_encoder/batch32: open_clip's RN50
+  and RN101 (random init) on the same batch.
 
 Usage: python clip_cpu_peer.py <jpeg dir>   (pip install -r requirements.txt)
 The JPEGs are written by `compare_cpu.sh` so both sides decode the same bytes.
@@ -63,6 +65,13 @@ def main():
 
     rate = images_per_second(end_to_end, 64)
     print(f"end_to_end/64_images\t{rate:.1f}\timages/s")
+
+    # OpenAI's ResNet towers (random init, inference statistics as loaded).
+    for name, label in (("RN50", "rn50"), ("RN101", "rn101")):
+        resnet = open_clip.create_model(name, pretrained=None).eval()
+        with torch.inference_mode():
+            rate = images_per_second(lambda: resnet.encode_image(x), len(batch))
+        print(f"{label}_image_encoder/batch32\t{rate:.1f}\timages/s")
 
 
 if __name__ == "__main__":

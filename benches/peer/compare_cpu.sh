@@ -27,7 +27,9 @@ for line in open(sys.argv[1]):
 peer = {l.split("\t")[0]: float(l.split("\t")[1]) for l in open(sys.argv[2]) if "\t" in l}
 pairs = [("decode_preprocess/one_core", "decode_preprocess/one_core"),
          ("vit_b32_image_encoder/batch32", "vit_b32_image_encoder/batch32"),
-         ("sql/clip_embed_image", "end_to_end/64_images")]
+         ("sql/clip_embed_image", "end_to_end/64_images"),
+         ("rn50_image_encoder/batch32", "rn50_image_encoder/batch32"),
+         ("rn101_image_encoder/batch32", "rn101_image_encoder/batch32")]
 print(f"\n{'figure':34} {'datafusion-clip':>16} {'PyTorch/PIL':>12} {'ratio':>7}")
 for ours, theirs in pairs:
     a, b = rust.get(ours), peer.get(theirs)

@@ -5,21 +5,34 @@
 //! Natural Language Supervision" (2021), <https://github.com/openai/CLIP>.
 //! Tensor names are those of Hugging Face's `CLIPModel`
 //! (`vision_model.*`, `text_model.*`, `visual_projection`, `text_projection`,
-//! `logit_scale`), as in `openai/clip-vit-base-patch32/model.safetensors`.
+//! `logit_scale`), as in `openai/clip-vit-base-patch32/model.safetensors`;
+//! a ResNet image tower keeps OpenAI's `visual.*` names (`resnet.rs`).
 
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
 use super::clip_config::ClipConfig;
+use super::resnet::ModifiedResNet;
 use super::text::TextTransformer;
 use super::tokenizer::Tokens;
 use super::vit::VisionTransformer;
 
+/// The image tower of a CLIP model and what maps it to the joint space.
+#[derive(Debug, Clone)]
+enum ImageTower {
+    /// A ViT's pooled token, then `visual_projection`.
+    Vit {
+        tower: VisionTransformer,
+        projection: Linear,
+    },
+    /// OpenAI's ModifiedResNet, whose attention pool outputs the embedding.
+    ResNet(ModifiedResNet),
+}
+
 #[derive(Debug, Clone)]
 pub struct ClipModel {
-    vision: VisionTransformer,
+    image: ImageTower,
     text: TextTransformer,
-    visual_projection: Linear,
     text_projection: Linear,
     logit_scale: f32,
     config: ClipConfig,
@@ -31,14 +44,25 @@ impl ClipModel {
         let t = &config.text_config;
         let d = config.projection_dim;
         let logit_scale = read_scalar(&vb, "logit_scale")?;
-        Ok(Self {
-            vision: VisionTransformer::new(vb.pp("vision_model"), v)?,
-            text: TextTransformer::new(vb.pp("text_model"), t)?,
-            visual_projection: candle_nn::linear_no_bias(
-                v.hidden_size,
+        let image = match &config.resnet {
+            Some(resnet) => ImageTower::ResNet(ModifiedResNet::new(
+                vb.pp("visual"),
+                resnet,
+                v.image_size,
                 d,
-                vb.pp("visual_projection"),
-            )?,
+            )?),
+            None => ImageTower::Vit {
+                tower: VisionTransformer::new(vb.pp("vision_model"), v)?,
+                projection: candle_nn::linear_no_bias(
+                    v.hidden_size,
+                    d,
+                    vb.pp("visual_projection"),
+                )?,
+            },
+        };
+        Ok(Self {
+            image,
+            text: TextTransformer::new(vb.pp("text_model"), t)?,
             text_projection: candle_nn::linear_no_bias(t.hidden_size, d, vb.pp("text_projection"))?,
             logit_scale,
             config: config.clone(),
@@ -57,8 +81,10 @@ impl ClipModel {
     /// Image embeddings (batch, projection_dim), not normalised.
     /// `pixels`: (batch, 3, size, size) in the model's dtype and device.
     pub fn encode_image(&self, pixels: &Tensor) -> Result<Tensor> {
-        self.visual_projection
-            .forward(&self.vision.forward(pixels)?)
+        match &self.image {
+            ImageTower::Vit { tower, projection } => projection.forward(&tower.forward(pixels)?),
+            ImageTower::ResNet(tower) => tower.forward(pixels),
+        }
     }
 
     /// Text embeddings (batch, projection_dim), not normalised. The prompts

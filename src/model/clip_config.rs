@@ -134,13 +134,37 @@ impl Default for VisionConfig {
     }
 }
 
+/// OpenAI's ModifiedResNet image tower (the RN family), as open_clip's
+/// `vision_cfg` describes it when `layers` is a list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResNetConfig {
+    /// Bottleneck blocks per stage, e.g. `[3, 4, 6, 3]` for RN50.
+    pub layers: [usize; 4],
+    /// Stem width; stage `i` has `width * 2^i` planes, the last stage
+    /// `width * 32` output channels.
+    pub width: usize,
+    /// Heads of the attention pool.
+    pub heads: usize,
+}
+
+impl ResNetConfig {
+    /// Channels entering the attention pool.
+    pub fn embed_width(&self) -> usize {
+        self.width * 32
+    }
+}
+
 /// A whole CLIP model (`CLIPConfig`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClipConfig {
     #[serde(default)]
     pub text_config: TextConfig,
+    /// The ViT image tower; for a ResNet model only `image_size` is used.
     #[serde(default)]
     pub vision_config: VisionConfig,
+    /// Set for a ResNet image tower, which replaces the ViT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resnet: Option<ResNetConfig>,
     /// Width of the joint embedding space.
     #[serde(default = "ClipConfig::default_projection_dim")]
     pub projection_dim: usize,
@@ -167,6 +191,25 @@ impl ClipConfig {
     pub fn validate(&self) -> Result<(), String> {
         let v = &self.vision_config;
         let t = &self.text_config;
+        if let Some(r) = &self.resnet {
+            // Five halvings (stem stride, stem pool, three strided stages).
+            if v.image_size == 0 || !v.image_size.is_multiple_of(32) {
+                return Err(format!(
+                    "ResNet image_size {} is not a multiple of 32",
+                    v.image_size
+                ));
+            }
+            if r.width < 2 || !r.width.is_multiple_of(2) {
+                return Err(format!("ResNet width {} is not an even width", r.width));
+            }
+            if r.heads == 0 || !r.embed_width().is_multiple_of(r.heads) {
+                return Err(format!(
+                    "ResNet attention pool width {} is not divisible by {} heads",
+                    r.embed_width(),
+                    r.heads
+                ));
+            }
+        }
         if v.patch_size == 0 || !v.image_size.is_multiple_of(v.patch_size) {
             return Err(format!(
                 "vision image_size {} is not a multiple of patch_size {}",
@@ -211,6 +254,45 @@ impl ClipConfig {
         ClipConfig::vit(1024, 24, 16, 336, 14, 768, 768, 12)
     }
 
+    /// OpenAI's RN50 (1024-d, 224 px).
+    pub fn rn50() -> ClipConfig {
+        ClipConfig::resnet([3, 4, 6, 3], 64, 224, 1024, 512, 8)
+    }
+
+    /// OpenAI's RN101 (512-d, 224 px).
+    pub fn rn101() -> ClipConfig {
+        ClipConfig::resnet([3, 4, 23, 3], 64, 224, 512, 512, 8)
+    }
+
+    /// A ResNet CLIP of the given shape; the attention pool has
+    /// `width * 32 / 64` heads as in OpenAI's models.
+    pub fn resnet(
+        layers: [usize; 4],
+        width: usize,
+        image_size: usize,
+        embed_dim: usize,
+        text_width: usize,
+        text_heads: usize,
+    ) -> ClipConfig {
+        let resnet = ResNetConfig {
+            layers,
+            width,
+            heads: (width * 32 / 64).max(1),
+        };
+        let mut c = ClipConfig::vit(
+            resnet.embed_width(),
+            layers.iter().sum(),
+            resnet.heads,
+            image_size,
+            32,
+            embed_dim,
+            text_width,
+            text_heads,
+        );
+        c.resnet = Some(resnet);
+        c
+    }
+
     /// A few-kilobyte model with the real layout, for tests and examples.
     pub fn tiny() -> ClipConfig {
         let mut c = ClipConfig::vit(32, 2, 4, 32, 8, 24, 32, 4);
@@ -247,6 +329,7 @@ impl ClipConfig {
             },
             projection_dim,
             logit_scale_init_value: ClipConfig::default_logit_scale(),
+            resnet: None,
         }
     }
 }

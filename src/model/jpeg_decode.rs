@@ -49,10 +49,14 @@ fn message(cinfo: &mut ffi::jpeg_common_struct) -> String {
     String::from_utf8_lossy(&buffer[..end]).into_owned()
 }
 
-/// libjpeg's fatal-error hook: unwind out of the C code (mozjpeg-sys builds
-/// it to allow that) to the `catch_unwind` in `decode_jpeg`.
+/// A fatal libjpeg error, carried by unwinding out of the C code.
+struct LibjpegError(String);
+
+/// libjpeg's fatal-error hook, which must not return: unwind out of the C
+/// code (mozjpeg-sys builds it to allow that) to `decode_jpeg`, which turns
+/// exactly this payload into an error and lets any other unwind continue.
 extern "C-unwind" fn error_exit(cinfo: &mut ffi::jpeg_common_struct) {
-    resume_unwind(Box::new(message(cinfo)));
+    resume_unwind(Box::new(LibjpegError(message(cinfo))));
 }
 
 /// libjpeg's message hook: warnings (level -1) are kept quiet, except that
@@ -128,13 +132,11 @@ pub fn decode_jpeg(bytes: &[u8]) -> Result<(Interleaved, JpegMode), ImageError> 
     unsafe { ffi::jpeg_destroy_decompress(&mut cinfo) };
     let (width, height, channels, mode, mut data) = match decoded {
         Ok(parts) => parts,
-        Err(payload) => {
-            let message = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .unwrap_or_else(|| "libjpeg failed".to_string());
-            return Err(ImageError(format!("cannot decode JPEG: {message}")));
-        }
+        Err(payload) => match payload.downcast::<LibjpegError>() {
+            Ok(error) => return Err(ImageError(format!("cannot decode JPEG: {}", error.0))),
+            // Not libjpeg's error: a bug, which is not ours to hide.
+            Err(other) => resume_unwind(other),
+        },
     };
     if truncated {
         return Err(ImageError(

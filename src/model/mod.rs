@@ -10,6 +10,7 @@ pub mod pil_resize;
 pub mod preprocess;
 pub mod random_weights;
 pub mod registry;
+pub mod resnet;
 pub mod text;
 mod text_clean;
 pub mod tokenizer;

@@ -7,9 +7,10 @@
 //! and v in one `in_proj_weight` (3w x w, rows in that order) that is split;
 //! `visual.proj` and `text_projection` are (width x dim) matrices applied as
 //! `x @ proj`, the transpose of a `Linear` weight; and `logit_scale` is a
-//! scalar either way. Anything else in the file (ResNet towers, attentional
-//! pooling, layer scale, SigLIP's bias) is an architecture this model does
-//! not compute, and is refused by name rather than ignored.
+//! scalar either way. OpenAI's ResNet image towers keep their own names
+//! (`visual.layer1...`, read by [`super::resnet`]). Anything else in the
+//! file (attentional pooling, layer scale, SigLIP's bias) is an architecture
+//! this model does not compute, and is refused by name rather than ignored.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -17,7 +18,7 @@ use candle_core::Tensor;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::clip_config::{Activation, ClipConfig, TextConfig, VisionConfig};
+use super::clip_config::{Activation, ClipConfig, ResNetConfig, TextConfig, VisionConfig};
 use super::preprocess::{CLIP_MEAN, CLIP_STD};
 
 /// `open_clip_config.json` as the hub repositories hold it.
@@ -54,6 +55,9 @@ fn default_mlp_ratio() -> f64 {
 fn default_patch() -> usize {
     16
 }
+fn null_as_default_patch<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    Ok(Option::<usize>::deserialize(d)?.unwrap_or_else(default_patch))
+}
 fn default_image_size() -> Value {
     Value::from(224)
 }
@@ -70,7 +74,8 @@ struct VisionCfg {
     head_width: usize,
     #[serde(default = "default_mlp_ratio")]
     mlp_ratio: f64,
-    #[serde(default = "default_patch")]
+    /// `null` in ResNet configs.
+    #[serde(default = "default_patch", deserialize_with = "null_as_default_patch")]
     patch_size: usize,
     /// An int, or `[height, width]`.
     #[serde(default = "default_image_size")]
@@ -162,9 +167,6 @@ pub fn config_from_json(text: &str) -> Result<ClipConfig, String> {
              (it runs OpenAI's ViT CLIP architecture)"
         ))
     };
-    if v.layers.is_array() {
-        return unsupported("a ResNet image tower (vision_cfg.layers is a list)");
-    }
     if let Some(name) = &v.timm_model_name {
         return unsupported(&format!("a timm image tower ({name})"));
     }
@@ -198,18 +200,54 @@ pub fn config_from_json(text: &str) -> Result<ClipConfig, String> {
     if let Some(p) = &file.preprocess_cfg {
         check_preprocess(p)?;
     }
-    let layers = v
-        .layers
-        .as_u64()
-        .ok_or_else(|| format!("vision_cfg.layers is {}, not a layer count", v.layers))?
-        as usize;
     let image_size = square_image_size(&v.image_size)?;
-    if v.head_width == 0 || !v.width.is_multiple_of(v.head_width) {
-        return Err(format!(
-            "vision width {} is not a multiple of head_width {}",
-            v.width, v.head_width
-        ));
+    if v.head_width == 0 {
+        return Err("vision head_width is 0".to_string());
     }
+    // A list of four block counts is OpenAI's ModifiedResNet.
+    let resnet = match v.layers.as_array() {
+        Some(list) => {
+            let counts: Vec<usize> = list
+                .iter()
+                .map(|n| n.as_u64().map(|n| n as usize))
+                .collect::<Option<_>>()
+                .ok_or_else(|| format!("vision_cfg.layers is {}, not block counts", v.layers))?;
+            let layers: [usize; 4] = counts.try_into().map_err(|_| {
+                format!(
+                    "vision_cfg.layers is {}: a ResNet has four stages",
+                    v.layers
+                )
+            })?;
+            Some(ResNetConfig {
+                layers,
+                width: v.width,
+                heads: v.width * 32 / v.head_width,
+            })
+        }
+        None => None,
+    };
+    let layers = match &resnet {
+        Some(r) => r.layers.iter().sum(),
+        None => v
+            .layers
+            .as_u64()
+            .ok_or_else(|| format!("vision_cfg.layers is {}, not a layer count", v.layers))?
+            as usize,
+    };
+    // For a ResNet the ViT fields only carry the input size (and a width
+    // and head count that pass validation).
+    let (vision_width, vision_heads, patch_size) = match &resnet {
+        Some(r) => (r.embed_width(), r.heads, 32),
+        None => {
+            if !v.width.is_multiple_of(v.head_width) {
+                return Err(format!(
+                    "vision width {} is not a multiple of head_width {}",
+                    v.width, v.head_width
+                ));
+            }
+            (v.width, v.width / v.head_width, v.patch_size)
+        }
+    };
     let activation = if m.quick_gelu {
         Activation::QuickGelu
     } else {
@@ -228,18 +266,19 @@ pub fn config_from_json(text: &str) -> Result<ClipConfig, String> {
             layer_norm_eps: 1e-5,
         },
         vision_config: VisionConfig {
-            hidden_size: v.width,
-            intermediate_size: mlp_width(v.width, v.mlp_ratio)?,
+            hidden_size: vision_width,
+            intermediate_size: mlp_width(vision_width, v.mlp_ratio)?,
             num_hidden_layers: layers,
-            num_attention_heads: v.width / v.head_width,
+            num_attention_heads: vision_heads,
             image_size,
-            patch_size: v.patch_size,
+            patch_size,
             num_channels: 3,
             hidden_act: activation,
             layer_norm_eps: 1e-5,
         },
         projection_dim: m.embed_dim,
         logit_scale_init_value: (1.0f64 / 0.07).ln(),
+        resnet,
     })
 }
 
@@ -311,6 +350,8 @@ const IGNORED: &[&str] = &[
     "input_resolution",
     "context_length",
     "vocab_size",
+    // BatchNorm's training step counter.
+    "num_batches_tracked",
 ];
 
 /// Rename an OpenAI/open_clip state dict to `CLIPModel`'s tensor names.
@@ -328,16 +369,20 @@ pub fn to_hugging_face_names(
             )
         })
         .collect();
-    if source.keys().any(|k| k.starts_with("visual.layer1.")) {
-        return Err(
-            "this checkpoint has a ResNet image tower (visual.layer1...), which this \
-                    version does not compute"
-                .to_string(),
-        );
-    }
     if source.contains_key("logit_bias") {
         return Err("this checkpoint has a logit_bias: it is a SigLIP model, not CLIP".to_string());
     }
+    // OpenAI's ModifiedResNet keeps its own names (read by `resnet.rs`).
+    let resnet_tensors: Option<Vec<String>> = source
+        .keys()
+        .any(|k| k.starts_with("visual.layer1."))
+        .then(|| {
+            source
+                .keys()
+                .filter(|k| k.starts_with("visual.") && !k.ends_with("num_batches_tracked"))
+                .cloned()
+                .collect()
+        });
     // open_clip models built with a Linear text projection store it as one.
     let linear_text_projection = source.contains_key("text_projection.weight");
     let mut out = HashMap::new();
@@ -356,41 +401,14 @@ pub fn to_hugging_face_names(
         Ok(())
     };
     take("logit_scale", "logit_scale", false)?;
-    // Vision tower.
-    take(
-        "visual.class_embedding",
-        "vision_model.embeddings.class_embedding",
-        false,
-    )?;
-    take(
-        "visual.positional_embedding",
-        "vision_model.embeddings.position_embedding.weight",
-        false,
-    )?;
-    take(
-        "visual.conv1.weight",
-        "vision_model.embeddings.patch_embedding.weight",
-        false,
-    )?;
+    // Text tower.
     for p in ["weight", "bias"] {
-        take(
-            &format!("visual.ln_pre.{p}"),
-            &format!("vision_model.pre_layrnorm.{p}"),
-            false,
-        )?;
-        take(
-            &format!("visual.ln_post.{p}"),
-            &format!("vision_model.post_layernorm.{p}"),
-            false,
-        )?;
         take(
             &format!("ln_final.{p}"),
             &format!("text_model.final_layer_norm.{p}"),
             false,
         )?;
     }
-    take("visual.proj", "visual_projection.weight", true)?;
-    // Text tower.
     take(
         "token_embedding.weight",
         "text_model.embeddings.token_embedding.weight",
@@ -405,6 +423,41 @@ pub fn to_hugging_face_names(
         take("text_projection.weight", "text_projection.weight", false)?;
     } else {
         take("text_projection", "text_projection.weight", true)?;
+    }
+    // Image tower.
+    if let Some(visual) = resnet_tensors {
+        for name in visual {
+            take(&name, &name, false)?;
+        }
+    } else {
+        take(
+            "visual.class_embedding",
+            "vision_model.embeddings.class_embedding",
+            false,
+        )?;
+        take(
+            "visual.positional_embedding",
+            "vision_model.embeddings.position_embedding.weight",
+            false,
+        )?;
+        take(
+            "visual.conv1.weight",
+            "vision_model.embeddings.patch_embedding.weight",
+            false,
+        )?;
+        for p in ["weight", "bias"] {
+            take(
+                &format!("visual.ln_pre.{p}"),
+                &format!("vision_model.pre_layrnorm.{p}"),
+                false,
+            )?;
+            take(
+                &format!("visual.ln_post.{p}"),
+                &format!("vision_model.post_layernorm.{p}"),
+                false,
+            )?;
+        }
+        take("visual.proj", "visual_projection.weight", true)?;
     }
     for (from, to) in [
         ("visual.transformer", "vision_model.encoder"),
@@ -426,7 +479,7 @@ pub fn to_hugging_face_names(
         let more = names.len().saturating_sub(5);
         names.truncate(5);
         return Err(format!(
-            "the checkpoint has tensors OpenAI's ViT CLIP does not use ({}{}): it is a \
+            "the checkpoint has tensors OpenAI's CLIP does not use ({}{}): it is a \
              variant this version does not compute",
             names.join(", "),
             if more > 0 {
@@ -519,11 +572,20 @@ mod tests {
     }
 
     #[test]
-    fn resnet_and_other_variants_are_refused_by_name() {
+    fn resnet_configs_read_and_other_variants_are_refused_by_name() {
         let rn50 = r#"{"model_cfg": {"embed_dim": 1024, "quick_gelu": true,
             "vision_cfg": {"image_size": 224, "layers": [3, 4, 6, 3], "width": 64},
             "text_cfg": {}}}"#;
-        assert!(config_from_json(rn50).unwrap_err().contains("ResNet"));
+        let rn50 = config_from_json(rn50).unwrap();
+        assert_eq!(
+            rn50.resnet,
+            Some(ResNetConfig {
+                layers: [3, 4, 6, 3],
+                width: 64,
+                heads: 32
+            })
+        );
+        assert_eq!(rn50.vision_config.image_size, 224);
         let siglip_like = r#"{"model_cfg": {"embed_dim": 768,
             "vision_cfg": {"timm_model_name": "vit_base_patch16_siglip_224"}, "text_cfg": {}}}"#;
         assert!(config_from_json(siglip_like).unwrap_err().contains("timm"));

@@ -1,6 +1,8 @@
-//! Random-weight CLIP models in the Hugging Face layout, written to a
-//! directory (`config.json` + `model.safetensors`) and loaded back through
-//! the same loader as real checkpoints. Tests, benchmarks and examples use
+//! Random-weight CLIP models, written to a directory in the layout their
+//! published weights use — ViTs as Hugging Face's `CLIPModel`
+//! (`config.json` + `model.safetensors`), ResNets as open_clip's
+//! (`open_clip_config.json` + `open_clip_model.safetensors`) — and loaded
+//! back through the same loader as real checkpoints. Tests, benchmarks and examples use
 //! them where pretrained weights cannot be downloaded; the values are
 //! deterministic for a seed, so results are reproducible.
 
@@ -190,6 +192,150 @@ pub fn write_random_model(dir: &Path, config: &ClipConfig, seed: u64) -> Result<
         obj.insert("architectures".into(), serde_json::json!(["CLIPModel"]));
     }
     let config_path = dir.join("config.json");
+    let text = serde_json::to_string_pretty(&json).map_err(|e| ModelError(e.to_string()))?;
+    std::fs::write(&config_path, text)
+        .map_err(|e| ModelError(format!("cannot write {}: {e}", config_path.display())))?;
+    Ok(())
+}
+
+impl Writer {
+    /// A BatchNorm with statistics away from (0, 1), so folding is exercised.
+    fn batch_norm(&mut self, prefix: &str, n: usize, gamma: f32) -> Result<(), ModelError> {
+        self.constant_plus_noise(format!("{prefix}.weight"), n, gamma, 0.05)?;
+        self.constant_plus_noise(format!("{prefix}.bias"), n, 0.0, 0.05)?;
+        self.constant_plus_noise(format!("{prefix}.running_mean"), n, 0.0, 0.05)?;
+        let var: Vec<f32> = (0..n).map(|_| 1.0 + self.rng.sample(0.1).abs()).collect();
+        let t = Tensor::from_vec(var, n, &Device::Cpu).map_err(|e| ModelError(e.to_string()))?;
+        self.tensors.insert(format!("{prefix}.running_var"), t);
+        Ok(())
+    }
+
+    /// He-initialised bias-free convolution, as ResNets are.
+    fn conv(&mut self, name: &str, out: usize, inp: usize, k: usize) -> Result<(), ModelError> {
+        let fan_in = (inp * k * k) as f64;
+        self.normal(
+            format!("{name}.weight"),
+            &[out, inp, k, k],
+            (2.0 / fan_in).sqrt(),
+        )
+    }
+}
+
+/// Write a random OpenAI ResNet CLIP (`config.resnet` must be set) to
+/// `dir` in open_clip's layout, with OpenAI's tensor names throughout.
+pub fn write_random_resnet_model(
+    dir: &Path,
+    config: &ClipConfig,
+    seed: u64,
+) -> Result<(), ModelError> {
+    config.validate().map_err(ModelError)?;
+    let r = config
+        .resnet
+        .as_ref()
+        .ok_or_else(|| ModelError("write_random_resnet_model needs a ResNet config".into()))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| ModelError(format!("cannot create {}: {e}", dir.display())))?;
+    let mut w = Writer {
+        rng: Normal::new(seed),
+        tensors: HashMap::new(),
+    };
+    let t = &config.text_config;
+    let d = config.projection_dim;
+    let width = r.width;
+
+    // Image tower.
+    for (i, (inp, out)) in [(3, width / 2), (width / 2, width / 2), (width / 2, width)]
+        .into_iter()
+        .enumerate()
+    {
+        w.conv(&format!("visual.conv{}", i + 1), out, inp, 3)?;
+        w.batch_norm(&format!("visual.bn{}", i + 1), out, 1.0)?;
+    }
+    let mut inplanes = width;
+    for (stage, &blocks) in r.layers.iter().enumerate() {
+        let planes = width << stage;
+        for block in 0..blocks {
+            let p = format!("visual.layer{}.{block}", stage + 1);
+            let stride = if stage > 0 && block == 0 { 2 } else { 1 };
+            w.conv(&format!("{p}.conv1"), planes, inplanes, 1)?;
+            w.batch_norm(&format!("{p}.bn1"), planes, 1.0)?;
+            w.conv(&format!("{p}.conv2"), planes, planes, 3)?;
+            w.batch_norm(&format!("{p}.bn2"), planes, 1.0)?;
+            w.conv(&format!("{p}.conv3"), planes * 4, planes, 1)?;
+            // A small residual branch keeps deep random stacks finite.
+            w.batch_norm(&format!("{p}.bn3"), planes * 4, 0.2)?;
+            if stride > 1 || inplanes != planes * 4 {
+                w.conv(&format!("{p}.downsample.0"), planes * 4, inplanes, 1)?;
+                w.batch_norm(&format!("{p}.downsample.1"), planes * 4, 1.0)?;
+            }
+            inplanes = planes * 4;
+        }
+    }
+    let embed = r.embed_width();
+    let grid = config.vision_config.image_size / 32;
+    w.normal(
+        "visual.attnpool.positional_embedding".into(),
+        &[grid * grid + 1, embed],
+        (embed as f64).powf(-0.5),
+    )?;
+    for proj in ["q_proj", "k_proj", "v_proj"] {
+        w.linear(&format!("visual.attnpool.{proj}"), embed, embed, true)?;
+    }
+    w.linear("visual.attnpool.c_proj", d, embed, true)?;
+
+    // Text tower, OpenAI's names.
+    let tw = t.hidden_size;
+    w.normal("token_embedding.weight".into(), &[t.vocab_size, tw], 0.02)?;
+    w.normal(
+        "positional_embedding".into(),
+        &[t.max_position_embeddings, tw],
+        0.01,
+    )?;
+    for i in 0..t.num_hidden_layers {
+        let p = format!("transformer.resblocks.{i}");
+        w.normal(
+            format!("{p}.attn.in_proj_weight"),
+            &[3 * tw, tw],
+            (tw as f64).powf(-0.5),
+        )?;
+        w.normal(format!("{p}.attn.in_proj_bias"), &[3 * tw], 0.02)?;
+        w.linear(&format!("{p}.attn.out_proj"), tw, tw, true)?;
+        w.layer_norm(&format!("{p}.ln_1"), tw)?;
+        w.linear(&format!("{p}.mlp.c_fc"), t.intermediate_size, tw, true)?;
+        w.linear(&format!("{p}.mlp.c_proj"), tw, t.intermediate_size, true)?;
+        w.layer_norm(&format!("{p}.ln_2"), tw)?;
+    }
+    w.layer_norm("ln_final", tw)?;
+    w.normal("text_projection".into(), &[tw, d], (tw as f64).powf(-0.5))?;
+    let logit_scale =
+        Tensor::new(100f32.ln(), &Device::Cpu).map_err(|e| ModelError(e.to_string()))?;
+    w.tensors.insert("logit_scale".into(), logit_scale);
+
+    let weights = dir.join("open_clip_model.safetensors");
+    candle_core::safetensors::save(&w.tensors, &weights)
+        .map_err(|e| ModelError(format!("cannot write {}: {e}", weights.display())))?;
+    let json = serde_json::json!({
+        "model_cfg": {
+            "embed_dim": d,
+            "quick_gelu": true,
+            "vision_cfg": {
+                "image_size": config.vision_config.image_size,
+                "layers": r.layers,
+                "width": width,
+                "head_width": embed / r.heads,
+                "patch_size": null,
+            },
+            "text_cfg": {
+                "context_length": t.max_position_embeddings,
+                "vocab_size": t.vocab_size,
+                "width": tw,
+                "heads": t.num_attention_heads,
+                "layers": t.num_hidden_layers,
+                "mlp_ratio": t.intermediate_size as f64 / tw as f64,
+            },
+        },
+    });
+    let config_path = dir.join("open_clip_config.json");
     let text = serde_json::to_string_pretty(&json).map_err(|e| ModelError(e.to_string()))?;
     std::fs::write(&config_path, text)
         .map_err(|e| ModelError(format!("cannot write {}: {e}", config_path.display())))?;

@@ -45,7 +45,7 @@ pub const KNOWN_MODELS: &[KnownModel] = &[
         embed_dim: 1024,
         image_size: 224,
         hub_repo: "timm/resnet50_clip.openai",
-        supported: false,
+        supported: true,
     },
     KnownModel {
         name: "RN101",
@@ -54,7 +54,7 @@ pub const KNOWN_MODELS: &[KnownModel] = &[
         embed_dim: 512,
         image_size: 224,
         hub_repo: "timm/resnet101_clip.openai",
-        supported: false,
+        supported: true,
     },
     KnownModel {
         name: "RN50x4",
@@ -63,7 +63,7 @@ pub const KNOWN_MODELS: &[KnownModel] = &[
         embed_dim: 640,
         image_size: 288,
         hub_repo: "timm/resnet50x4_clip.openai",
-        supported: false,
+        supported: true,
     },
     KnownModel {
         name: "RN50x16",
@@ -72,7 +72,7 @@ pub const KNOWN_MODELS: &[KnownModel] = &[
         embed_dim: 768,
         image_size: 384,
         hub_repo: "timm/resnet50x16_clip.openai",
-        supported: false,
+        supported: true,
     },
     KnownModel {
         name: "RN50x64",
@@ -81,7 +81,7 @@ pub const KNOWN_MODELS: &[KnownModel] = &[
         embed_dim: 1024,
         image_size: 448,
         hub_repo: "timm/resnet50x64_clip.openai",
-        supported: false,
+        supported: true,
     },
     KnownModel {
         name: "ViT-B/32",

@@ -22,7 +22,7 @@ use super::clip::ClipModel;
 use super::clip_config::ClipConfig;
 use super::layout::{FILE_SETS, FileSet, Layout, WeightsFormat, choose_file_set, expected_files};
 use super::open_clip_layout;
-use super::registry::{Family, KnownModel, find_known, known_names};
+use super::registry::{KnownModel, find_known, known_names};
 
 /// A failure to find, fetch or read a model, worded for the person who
 /// typed the model argument.
@@ -124,7 +124,7 @@ impl ModelRef {
 fn supported_names() -> String {
     super::registry::KNOWN_MODELS
         .iter()
-        .filter(|m| m.supported && m.family == Family::Vit)
+        .filter(|m| m.supported)
         .map(|m| m.name)
         .collect::<Vec<_>>()
         .join(", ")
@@ -337,6 +337,13 @@ pub fn load_model(
     dtype: DType,
 ) -> Result<ClipModel, ModelError> {
     let config = read_config(&files.config, files.set.layout)?;
+    if config.resnet.is_some() && dtype == DType::BF16 && device.is_cpu() {
+        // candle's CPU convolution has no bf16 kernel.
+        return Err(ModelError(
+            "ResNet models cannot run in bf16 on the CPU; set clip.dtype to 'f32' or 'f16'"
+                .to_string(),
+        ));
+    }
     let path = files.weights.display();
     let vb = match (files.set.layout, files.set.format) {
         (Layout::HuggingFace, WeightsFormat::Safetensors) => {
@@ -433,9 +440,9 @@ mod tests {
     }
 
     #[test]
-    fn resnet_models_are_known_but_refused_clearly() {
-        let err = ModelRef::parse("RN50").unwrap_err().0;
-        assert!(err.contains("ResNet"), "{err}");
+    fn resnet_models_resolve_to_open_clip_repositories() {
+        let m = ModelRef::parse("RN101").unwrap();
+        assert_eq!(m.cache_key(), "hf:timm/resnet101_clip.openai");
     }
 
     #[test]
