@@ -367,8 +367,17 @@ mod tests {
             ClipConfig::vit_l_14(),
             ClipConfig::vit_l_14_336(),
             ClipConfig::tiny(),
+            ClipConfig::rn50(),
+            ClipConfig::rn101(),
+            // open_clip's RN50x4, RN50x16, RN50x64 shapes.
+            ClipConfig::resnet([4, 6, 10, 6], 80, 288, 640, 640, 10),
+            ClipConfig::resnet([6, 8, 18, 8], 96, 384, 768, 768, 12),
+            ClipConfig::resnet([3, 15, 36, 10], 128, 448, 1024, 1024, 16),
         ] {
             c.validate().unwrap();
         }
+        let mut odd = ClipConfig::rn50();
+        odd.vision_config.image_size = 200;
+        assert!(odd.validate().unwrap_err().contains("multiple of 32"));
     }
 }
