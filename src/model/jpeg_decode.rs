@@ -19,7 +19,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use mozjpeg_sys as ffi;
 
 use super::pil_resize::Interleaved;
-use super::preprocess::ImageError;
+use super::preprocess::{ImageError, MAX_IMAGE_PIXELS};
 
 /// The colour model of a decoded JPEG, as Pillow names its mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +99,14 @@ pub fn decode_jpeg(bytes: &[u8]) -> Result<(Interleaved, JpegMode), ImageError> 
             ffi::jpeg_create_decompress(&mut cinfo);
             ffi::jpeg_mem_src(&mut cinfo, bytes.as_ptr(), bytes.len() as _);
             ffi::jpeg_read_header(&mut cinfo, 1);
+            let pixels = cinfo.image_width as usize * cinfo.image_height as usize;
+            if pixels > MAX_IMAGE_PIXELS {
+                // Checked before any pixel buffer exists.
+                return Err(ImageError(format!(
+                    "JPEG is {}x{}, more than {MAX_IMAGE_PIXELS} pixels (decompression bomb guard)",
+                    cinfo.image_width, cinfo.image_height
+                )));
+            }
             // libjpeg's defaults are Pillow's: JDCT_ISLOW, fancy upsampling,
             // and the colour space the file declares.
             let mode = match cinfo.out_color_space {
@@ -124,14 +132,14 @@ pub fn decode_jpeg(bytes: &[u8]) -> Result<(Interleaved, JpegMode), ImageError> 
                 }
             }
             ffi::jpeg_finish_decompress(&mut cinfo);
-            (width, height, channels, mode, data)
+            Ok((width, height, channels, mode, data))
         }
     }));
     // SAFETY: valid after create (and harmless on a zeroed struct if
     // create itself failed: libjpeg checks `mem` for NULL).
     unsafe { ffi::jpeg_destroy_decompress(&mut cinfo) };
     let (width, height, channels, mode, mut data) = match decoded {
-        Ok(parts) => parts,
+        Ok(parts) => parts?,
         Err(payload) => match payload.downcast::<LibjpegError>() {
             Ok(error) => return Err(ImageError(format!("cannot decode JPEG: {}", error.0))),
             // Not libjpeg's error: a bug, which is not ours to hide.
@@ -232,6 +240,20 @@ mod tests {
         // The smooth red ramp survives compression closely.
         let red_at = |x: usize| img.data[(60 * 160 + x) * 3];
         assert!(red_at(10).abs_diff(10) < 8 && red_at(150).abs_diff(150) < 8);
+    }
+
+    #[test]
+    fn huge_declared_dimensions_are_refused_before_decoding() {
+        let mut bytes = small_jpeg();
+        // SOF0: FF C0, length (2), precision (1), height (2), width (2).
+        let sof = bytes
+            .windows(2)
+            .position(|w| w == [0xFF, 0xC0])
+            .expect("baseline JPEG has SOF0");
+        bytes[sof + 5..sof + 9].copy_from_slice(&[0x4E, 0x20, 0x4E, 0x20]);
+        let err = decode_jpeg(&bytes).unwrap_err();
+        assert!(err.0.contains("20000x20000"), "{err}");
+        assert!(err.0.contains("decompression bomb"), "{err}");
     }
 
     #[test]

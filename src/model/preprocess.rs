@@ -31,6 +31,11 @@ pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
 #[allow(clippy::excessive_precision)]
 pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
 
+/// The most pixels an image may have, decoded or resized: Pillow's
+/// decompression-bomb limit (`2 * Image.MAX_IMAGE_PIXELS`), above which the
+/// reference refuses an image too.
+pub const MAX_IMAGE_PIXELS: usize = 2 * 89_478_485;
+
 /// Why an image could not become pixels. Carried to SQL as a NULL's reason
 /// or as the message of a failing query.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +76,7 @@ impl Preprocessor {
     /// [`Self::pixels_per_image`]).
     pub fn preprocess_into(&self, bytes: &[u8], out: &mut [f32]) -> Result<(), ImageError> {
         let decoded = decode(bytes)?;
-        let cropped = self.resize_and_crop(&decoded);
+        let cropped = self.resize_and_crop(&decoded)?;
         normalise_into(&cropped, out);
         Ok(())
     }
@@ -80,7 +85,7 @@ impl Preprocessor {
     /// what PIL holds after `Resize`, `CenterCrop` and `convert("RGB")`.
     pub fn resized_rgb(&self, bytes: &[u8]) -> Result<Vec<u8>, ImageError> {
         let decoded = decode(bytes)?;
-        let cropped = self.resize_and_crop(&decoded);
+        let cropped = self.resize_and_crop(&decoded)?;
         let c = cropped.channels;
         Ok(cropped
             .data
@@ -110,13 +115,26 @@ impl Preprocessor {
 
     /// Resize so the short side is `size` (torchvision's rule for the long
     /// side: `int(size * long / short)`), then take the centre square.
-    fn resize_and_crop(&self, image: &ModeImage) -> Interleaved {
+    fn resize_and_crop(&self, image: &ModeImage) -> Result<Interleaved, ImageError> {
+        let (w, h) = match &image.samples {
+            Samples::Eight(p) => (p.width, p.height),
+            Samples::Gray16(g) => (g.width, g.height),
+        };
+        let (new_w, new_h) = resized_dims(w, h, self.size);
+        // A sliver (1 x 100000) resizes to size x (size * 100000): refuse
+        // what would not fit in memory rather than abort the process.
+        if new_w.saturating_mul(new_h) > MAX_IMAGE_PIXELS {
+            return Err(ImageError(format!(
+                "image is {w}x{h}: resizing its short side to {} makes {new_w}x{new_h}, \
+                 more than {MAX_IMAGE_PIXELS} pixels",
+                self.size
+            )));
+        }
         let pixels = match &image.samples {
             Samples::Eight(pixels) => pixels,
             Samples::Gray16(gray) => {
                 // Pillow resizes "I;16" in 16 bits; `convert("RGB")` then
                 // clips each value to 255.
-                let (new_w, new_h) = resized_dims(gray.width, gray.height, self.size);
                 let resized = resize_bicubic_gray16(gray, new_w, new_h);
                 let clipped = Interleaved {
                     width: resized.width,
@@ -124,11 +142,9 @@ impl Preprocessor {
                     channels: 1,
                     data: resized.data.iter().map(|&v| v.min(255) as u8).collect(),
                 };
-                return center_crop(&clipped, self.size);
+                return Ok(center_crop(&clipped, self.size));
             }
         };
-        let (w, h) = (pixels.width, pixels.height);
-        let (new_w, new_h) = resized_dims(w, h, self.size);
         let resized = if (new_w, new_h) == (w, h) {
             pixels.clone()
         } else if image.palette {
@@ -146,11 +162,11 @@ impl Preprocessor {
             resize_bicubic(pixels, new_w, new_h)
         };
         let cropped = center_crop(&resized, self.size);
-        if image.cmyk {
+        Ok(if image.cmyk {
             cmyk_to_rgb(&cropped)
         } else {
             cropped
-        }
+        })
     }
 }
 
@@ -434,6 +450,22 @@ mod tests {
                 .0
                 .contains("not a supported image")
         );
+    }
+
+    #[test]
+    fn slivers_that_would_resize_past_the_pixel_limit_are_errors() {
+        let sliver = image::RgbImage::from_pixel(1, 5000, image::Rgb([9, 9, 9]));
+        let mut png = Cursor::new(Vec::new());
+        image::DynamicImage::ImageRgb8(sliver)
+            .write_to(&mut png, image::ImageFormat::Png)
+            .unwrap();
+        let err = Preprocessor::new(224)
+            .preprocess(png.get_ref())
+            .unwrap_err();
+        assert!(err.0.contains("1x5000"), "{err}");
+        assert!(err.0.contains("224x1120000"), "{err}");
+        // The same sliver at a size it fits in is fine.
+        assert!(Preprocessor::new(32).preprocess(png.get_ref()).is_ok());
     }
 
     #[test]
