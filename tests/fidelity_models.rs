@@ -15,6 +15,8 @@
 
 mod common;
 
+use common::max_abs_diff;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -68,19 +70,6 @@ fn reference_pixels(images: &[String], size: usize) -> Tensor {
         values.extend(chw);
     }
     Tensor::from_vec(values, (images.len(), 3, size, size), &Device::Cpu).unwrap()
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar()
-        .unwrap()
 }
 
 fn l2_normalised(t: &Tensor) -> Tensor {

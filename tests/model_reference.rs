@@ -8,7 +8,7 @@ mod common;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::clip as reference;
-use common::tiny_model_dir;
+use common::{max_abs_diff, tiny_model_dir};
 use datafusion_clip::model::clip_config::ClipConfig;
 use datafusion_clip::model::weights::{ModelFiles, load_model};
 use datafusion_clip::model::{ClipTokenizer, Preprocessor};
@@ -42,19 +42,6 @@ fn reference_config(c: &ClipConfig) -> reference::ClipConfig {
         logit_scale_init_value: 2.6592,
         image_size: v.image_size,
     }
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
 }
 
 #[test]

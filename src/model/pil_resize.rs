@@ -74,6 +74,18 @@ fn float_coefficients(in_size: usize, out_size: usize) -> Coefficients<f64> {
     }
 }
 
+impl<W> Coefficients<W> {
+    /// The source rows `first..last` the vertical pass reads (all of an
+    /// `in_size`-row image when there is no vertical pass): the horizontal
+    /// pass computes only these, as Pillow does.
+    fn rows_read(&self, in_size: usize, need_vertical: bool) -> (usize, usize) {
+        match (need_vertical, self.starts.len().checked_sub(1)) {
+            (true, Some(last)) => (self.starts[0], self.starts[last] + self.counts[last]),
+            _ => (0, in_size),
+        }
+    }
+}
+
 /// Pillow's `normalize_coeffs_8bpc`: the weights in fixed point.
 fn coefficients(in_size: usize, out_size: usize) -> Coefficients<i32> {
     let float = float_coefficients(in_size, out_size);
@@ -125,17 +137,7 @@ pub fn resize_bicubic(image: &Interleaved, width: usize, height: usize) -> Inter
     let vertical = coefficients(image.height, height);
 
     let mut current = std::borrow::Cow::Borrowed(image);
-    // Rows of the source the vertical pass will read; the horizontal pass
-    // computes only these.
-    let (first_row, last_row) = if need_vertical {
-        let last = height - 1;
-        (
-            vertical.starts[0],
-            vertical.starts[last] + vertical.counts[last],
-        )
-    } else {
-        (0, image.height)
-    };
+    let (first_row, last_row) = vertical.rows_read(image.height, need_vertical);
 
     if need_horizontal {
         let horizontal = coefficients(image.width, width);
@@ -228,15 +230,7 @@ pub fn resize_bicubic_gray16(image: &Gray16, width: usize, height: usize) -> Gra
     let need_horizontal = width != image.width;
     let need_vertical = height != image.height;
     let vertical = float_coefficients(image.height, height);
-    let (first_row, last_row) = if need_vertical {
-        let last = height - 1;
-        (
-            vertical.starts[0],
-            vertical.starts[last] + vertical.counts[last],
-        )
-    } else {
-        (0, image.height)
-    };
+    let (first_row, last_row) = vertical.rows_read(image.height, need_vertical);
     let mut current = std::borrow::Cow::Borrowed(image);
     if need_horizontal {
         let horizontal = float_coefficients(image.width, width);

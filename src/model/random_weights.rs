@@ -52,6 +52,39 @@ struct Writer {
 }
 
 impl Writer {
+    /// Check the config and create `dir`, for a model seeded with `seed`.
+    fn start(dir: &Path, config: &ClipConfig, seed: u64) -> Result<Writer, ModelError> {
+        config.validate().map_err(ModelError)?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| ModelError(format!("cannot create {}: {e}", dir.display())))?;
+        Ok(Writer {
+            rng: Normal::new(seed),
+            tensors: HashMap::new(),
+        })
+    }
+
+    /// Add `logit_scale` = ln(100), the value trained checkpoints reach (so
+    /// probabilities look like real ones), and write the tensors to
+    /// `dir/weights_file` and `config` to `dir/config_file`.
+    fn finish(
+        mut self,
+        dir: &Path,
+        weights_file: &str,
+        config_file: &str,
+        config: &serde_json::Value,
+    ) -> Result<(), ModelError> {
+        let logit_scale =
+            Tensor::new(100f32.ln(), &Device::Cpu).map_err(|e| ModelError(e.to_string()))?;
+        self.tensors.insert("logit_scale".into(), logit_scale);
+        let weights = dir.join(weights_file);
+        candle_core::safetensors::save(&self.tensors, &weights)
+            .map_err(|e| ModelError(format!("cannot write {}: {e}", weights.display())))?;
+        let config_path = dir.join(config_file);
+        let text = serde_json::to_string_pretty(config).map_err(|e| ModelError(e.to_string()))?;
+        std::fs::write(&config_path, text)
+            .map_err(|e| ModelError(format!("cannot write {}: {e}", config_path.display())))
+    }
+
     fn normal(&mut self, name: String, shape: &[usize], std: f64) -> Result<(), ModelError> {
         let n: usize = shape.iter().product();
         let values: Vec<f32> = (0..n).map(|_| self.rng.sample(std)).collect();
@@ -123,13 +156,7 @@ impl Writer {
 /// `CLIPModel.save_pretrained` lays them out. `logit_scale` is ln(100), the
 /// value trained checkpoints reach, so probabilities look like real ones.
 pub fn write_random_model(dir: &Path, config: &ClipConfig, seed: u64) -> Result<(), ModelError> {
-    config.validate().map_err(ModelError)?;
-    std::fs::create_dir_all(dir)
-        .map_err(|e| ModelError(format!("cannot create {}: {e}", dir.display())))?;
-    let mut w = Writer {
-        rng: Normal::new(seed),
-        tensors: HashMap::new(),
-    };
+    let mut w = Writer::start(dir, config, seed)?;
     let t = &config.text_config;
     let v = &config.vision_config;
     let d = config.projection_dim;
@@ -179,23 +206,13 @@ pub fn write_random_model(dir: &Path, config: &ClipConfig, seed: u64) -> Result<
 
     w.linear("visual_projection", d, v.hidden_size, false)?;
     w.linear("text_projection", d, t.hidden_size, false)?;
-    let logit_scale =
-        Tensor::new(100f32.ln(), &Device::Cpu).map_err(|e| ModelError(e.to_string()))?;
-    w.tensors.insert("logit_scale".into(), logit_scale);
 
-    let weights = dir.join("model.safetensors");
-    candle_core::safetensors::save(&w.tensors, &weights)
-        .map_err(|e| ModelError(format!("cannot write {}: {e}", weights.display())))?;
     let mut json = serde_json::to_value(config).map_err(|e| ModelError(e.to_string()))?;
     if let Some(obj) = json.as_object_mut() {
         obj.insert("model_type".into(), "clip".into());
         obj.insert("architectures".into(), serde_json::json!(["CLIPModel"]));
     }
-    let config_path = dir.join("config.json");
-    let text = serde_json::to_string_pretty(&json).map_err(|e| ModelError(e.to_string()))?;
-    std::fs::write(&config_path, text)
-        .map_err(|e| ModelError(format!("cannot write {}: {e}", config_path.display())))?;
-    Ok(())
+    w.finish(dir, "model.safetensors", "config.json", &json)
 }
 
 impl Writer {
@@ -228,17 +245,11 @@ pub fn write_random_resnet_model(
     config: &ClipConfig,
     seed: u64,
 ) -> Result<(), ModelError> {
-    config.validate().map_err(ModelError)?;
     let r = config
         .resnet
         .as_ref()
         .ok_or_else(|| ModelError("write_random_resnet_model needs a ResNet config".into()))?;
-    std::fs::create_dir_all(dir)
-        .map_err(|e| ModelError(format!("cannot create {}: {e}", dir.display())))?;
-    let mut w = Writer {
-        rng: Normal::new(seed),
-        tensors: HashMap::new(),
-    };
+    let mut w = Writer::start(dir, config, seed)?;
     let t = &config.text_config;
     let d = config.projection_dim;
     let width = r.width;
@@ -307,13 +318,7 @@ pub fn write_random_resnet_model(
     }
     w.layer_norm("ln_final", tw)?;
     w.normal("text_projection".into(), &[tw, d], (tw as f64).powf(-0.5))?;
-    let logit_scale =
-        Tensor::new(100f32.ln(), &Device::Cpu).map_err(|e| ModelError(e.to_string()))?;
-    w.tensors.insert("logit_scale".into(), logit_scale);
 
-    let weights = dir.join("open_clip_model.safetensors");
-    candle_core::safetensors::save(&w.tensors, &weights)
-        .map_err(|e| ModelError(format!("cannot write {}: {e}", weights.display())))?;
     let json = serde_json::json!({
         "model_cfg": {
             "embed_dim": d,
@@ -335,11 +340,12 @@ pub fn write_random_resnet_model(
             },
         },
     });
-    let config_path = dir.join("open_clip_config.json");
-    let text = serde_json::to_string_pretty(&json).map_err(|e| ModelError(e.to_string()))?;
-    std::fs::write(&config_path, text)
-        .map_err(|e| ModelError(format!("cannot write {}: {e}", config_path.display())))?;
-    Ok(())
+    w.finish(
+        dir,
+        "open_clip_model.safetensors",
+        "open_clip_config.json",
+        &json,
+    )
 }
 
 #[cfg(test)]
