@@ -10,6 +10,8 @@ use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions}
 use datafusion::config::ConfigOptions;
 use datafusion::error::{DataFusionError, Result};
 
+use crate::model::preprocess::MAX_IMAGE_PIXELS;
+
 /// Where the model runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DeviceSetting {
@@ -133,6 +135,9 @@ pub struct ClipOptions {
     pub on_error: OnErrorSetting,
     /// `clip.offline`: never download; a missing model is an error.
     pub offline: bool,
+    /// `clip.max_image_pixels`: images with more pixels (decoded, or after
+    /// the resize) are refused before their pixels are allocated.
+    pub max_image_pixels: usize,
 }
 
 impl Default for ClipOptions {
@@ -143,6 +148,7 @@ impl Default for ClipOptions {
             batch_size: DEFAULT_BATCH_SIZE,
             on_error: OnErrorSetting::Null,
             offline: false,
+            max_image_pixels: MAX_IMAGE_PIXELS,
         }
     }
 }
@@ -221,10 +227,20 @@ impl ExtensionOptions for ClipOptions {
             }
             "on_error" => self.on_error = value.parse()?,
             "offline" => self.offline = parse_bool(key, value)?,
+            "max_image_pixels" => {
+                self.max_image_pixels = match value.trim().replace('_', "").parse::<usize>() {
+                    Ok(n) if n > 0 => n,
+                    _ => {
+                        return Err(DataFusionError::Configuration(format!(
+                            "clip.max_image_pixels must be a positive integer, got '{value}'"
+                        )));
+                    }
+                }
+            }
             _ => {
                 return Err(DataFusionError::Configuration(format!(
                     "unknown setting 'clip.{key}'; the clip settings are clip.device, clip.dtype, \
-                     clip.batch_size, clip.on_error and clip.offline"
+                     clip.batch_size, clip.on_error, clip.offline and clip.max_image_pixels"
                 )));
             }
         }
@@ -263,6 +279,11 @@ impl ExtensionOptions for ClipOptions {
                 self.offline.to_string(),
                 "Never download weights; a model missing from the Hugging Face cache is an error (HF_HUB_OFFLINE=1 does the same)",
             ),
+            entry(
+                "max_image_pixels",
+                self.max_image_pixels.to_string(),
+                "Largest image accepted, in pixels (decoded, or after resizing the short side); larger ones are refused like undecodable images (decompression-bomb guard; Pillow's limit by default)",
+            ),
         ]
     }
 }
@@ -279,6 +300,14 @@ mod tests {
         o.set("dtype", "bf16").unwrap();
         o.set("on_error", "error").unwrap();
         o.set("offline", "true").unwrap();
+        o.set("max_image_pixels", "1_000_000").unwrap();
+        assert_eq!(o.max_image_pixels, 1_000_000);
+        assert!(
+            o.set("max_image_pixels", "-5")
+                .unwrap_err()
+                .to_string()
+                .contains("clip.max_image_pixels")
+        );
         assert_eq!(o.batch_size, 64);
         assert_eq!(o.device, DeviceSetting::Cuda(1));
         assert_eq!(o.dtype, DtypeSetting::Bf16);

@@ -24,6 +24,10 @@
 //! read Arrow and call the [`engine`], which batches work for models loaded
 //! once per process and run on their own threads; [`model`] is tensors only.
 
+// Data paths never panic: a bad row is a NULL or an error naming it. Tests
+// may unwrap; code that ships may not.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod config;
 pub mod engine;
 pub mod model;

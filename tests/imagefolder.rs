@@ -212,7 +212,7 @@ async fn options_column_lists_and_missing_folders_are_refused() {
     .await
     .unwrap_err()
     .to_string();
-    assert!(err.contains("take no options"), "{err}");
+    assert!(err.contains("unknown IMAGEFOLDER option 'foo'"), "{err}");
     let err = query(
         &ctx,
         "CREATE EXTERNAL TABLE t (a INT) STORED AS IMAGEFOLDER LOCATION '/tmp'",

@@ -155,3 +155,54 @@ SELECT count(*) AS models FROM clip_models() WHERE supported;
         assert_eq!(lines[at + 1], value, "{header} in {stdout}");
     }
 }
+
+#[test]
+fn bad_images_example_counts_failures_and_gives_reasons() {
+    let mut wrong_magic = png_bytes(30, 30, 3);
+    wrong_magic[..4].copy_from_slice(b"GARB");
+    let jpeg = jpeg_bytes(80, 60, 1);
+    let images = folder(&[
+        ("cat/good1.png", png_bytes(40, 30, 1)),
+        ("cat/good2.jpg", jpeg_bytes(50, 64, 2)),
+        ("dog/good3.png", gray_png_bytes(33, 33)),
+        ("dog/good4.png", rgba_png_bytes(64, 48)),
+        ("cat/empty.jpg", Vec::new()),
+        ("cat/truncated.jpg", jpeg[..jpeg.len() / 2].to_vec()),
+        ("dog/wrong_magic.png", wrong_magic),
+    ]);
+    let sql = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/sql/examples/bad_images.sql"
+    ))
+    .unwrap();
+    assert!(sql.contains("'/tmp/mixed/'") && sql.contains("'/tmp/tiny-clip'"));
+    let sql = sql
+        .replace("/tmp/mixed/", &format!("{}/", images.path().display()))
+        .replace("/tmp/tiny-clip", &tiny_model());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad_images.sql");
+    std::fs::write(&file, sql).unwrap();
+
+    let (stdout, stderr, ok) = run_clip_sql(&file);
+    assert!(ok, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let summary = lines
+        .iter()
+        .position(|l| *l == "n,n_predicted,n_failed,acc1")
+        .expect(&stdout);
+    assert!(lines[summary + 1].starts_with("7,4,3,"), "{stdout}");
+    let reasons = lines
+        .iter()
+        .position(|l| *l == "reason,images")
+        .expect(&stdout);
+    let reasons = &lines[reasons + 1..];
+    assert_eq!(reasons.len(), 3, "{stdout}");
+    for words in ["empty (N bytes)", "truncated", "not a supported image"] {
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.contains(words) && r.ends_with(",1")),
+            "'{words}' in {stdout}"
+        );
+    }
+}

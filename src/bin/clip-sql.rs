@@ -2,6 +2,10 @@
 //! `clip.*` settings registered. REPL, `-c`, `-f` and the print formats are
 //! datafusion-cli's own.
 
+// Data paths never panic: a bad row is a NULL or an error naming it. Tests
+// may unwrap; code that ships may not.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
@@ -124,6 +128,14 @@ async fn run(args: Args) -> Result<()> {
     };
 
     if args.command.is_empty() && args.file.is_empty() {
+        // datafusion-cli's REPL drops the query on Ctrl-C, but only once the
+        // CLIP call in progress returns; make that call stop at its next
+        // forward pass. (With -f or -c, Ctrl-C ends the process as usual.)
+        tokio::spawn(async {
+            while tokio::signal::ctrl_c().await.is_ok() {
+                datafusion_clip::engine::cancel_running_work();
+            }
+        });
         return exec::exec_from_repl(&ctx, &mut print_options)
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)));

@@ -139,26 +139,37 @@ pub fn classifier(
     Ok(built)
 }
 
+/// Prompts embedded at a time while building a classifier: the memory of
+/// a build is the classifier itself plus this many embeddings, however many
+/// labels and templates there are (100,000 labels x 80 templates would
+/// otherwise hold 8 million embeddings at once).
+const PROMPTS_PER_STEP: usize = 4096;
+
 fn build(
     model: &LoadedModel,
     labels: &[String],
     templates: &[String],
     batch_size: usize,
 ) -> Result<Classifier, String> {
-    let prompts: Vec<String> = labels
-        .iter()
-        .flat_map(|label| templates.iter().map(move |t| format_prompt(t, label)))
-        .collect();
-    let embeddings = embed_texts(model, &prompts, batch_size)?;
     let dim = model.embed_dim;
     let mut weights = vec![0f32; labels.len() * dim];
-    for (label, per_label) in embeddings.chunks(templates.len()).enumerate() {
-        let row = &mut weights[label * dim..(label + 1) * dim];
-        for e in per_label {
-            row.iter_mut().zip(e).for_each(|(w, x)| *w += x);
+    let labels_per_step = (PROMPTS_PER_STEP / templates.len()).max(1);
+    for (step, step_labels) in labels.chunks(labels_per_step).enumerate() {
+        let prompts: Vec<String> = step_labels
+            .iter()
+            .flat_map(|label| templates.iter().map(move |t| format_prompt(t, label)))
+            .collect();
+        let embeddings = embed_texts(model, &prompts, batch_size)?;
+        let first_label = step * labels_per_step;
+        for (i, per_label) in embeddings.chunks(templates.len()).enumerate() {
+            let label = first_label + i;
+            let row = &mut weights[label * dim..(label + 1) * dim];
+            for e in per_label {
+                row.iter_mut().zip(e).for_each(|(w, x)| *w += x);
+            }
+            row.iter_mut().for_each(|w| *w /= templates.len() as f32);
+            normalize_in_place(row);
         }
-        row.iter_mut().for_each(|w| *w /= templates.len() as f32);
-        normalize_in_place(row);
     }
     Ok(Classifier {
         labels: labels.to_vec(),

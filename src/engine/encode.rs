@@ -7,10 +7,12 @@
 
 use candle_core::{DType, Device, Tensor};
 
+use super::cancel::CancelCheck;
 use super::model_cache::LoadedModel;
 use super::progress;
 use super::worker::{Pending, wait_off_runtime};
-use crate::model::{ClipTokenizer, ImageError, Tokens};
+use crate::config::ClipOptions;
+use crate::model::{ClipTokenizer, ImageError, Preprocessor, Tokens};
 
 /// Embeddings of one forward pass, row-major (rows x dim), normalised.
 type PassResult = Result<Vec<f32>, String>;
@@ -18,28 +20,43 @@ type PassResult = Result<Vec<f32>, String>;
 /// Embed encoded images. One entry per input in input order: the
 /// normalised embedding, or why the image could not be used (NULL input,
 /// undecodable bytes). `Err` of the whole call means the model failed.
+/// `clip.batch_size` images go in one forward pass; `clip.max_image_pixels`
+/// bounds what is decoded.
 pub fn embed_images(
     model: &LoadedModel,
     images: &[Option<&[u8]>],
-    batch_size: usize,
+    options: &ClipOptions,
 ) -> Result<Vec<Result<Vec<f32>, ImageError>>, String> {
-    wait_off_runtime(|| embed_images_blocking(model, images, batch_size.max(1)))
+    let preprocessor = model.preprocessor.with_max_pixels(options.max_image_pixels);
+    let cancel = CancelCheck::now();
+    wait_off_runtime(|| {
+        embed_images_blocking(
+            model,
+            &preprocessor,
+            images,
+            options.batch_size.max(1),
+            cancel,
+        )
+    })
 }
 
 fn embed_images_blocking(
     model: &LoadedModel,
+    preprocessor: &Preprocessor,
     images: &[Option<&[u8]>],
     batch_size: usize,
+    cancel: CancelCheck,
 ) -> Result<Vec<Result<Vec<f32>, ImageError>>, String> {
     let dim = model.embed_dim;
-    let size = model.preprocessor.size;
-    let per_image = model.preprocessor.pixels_per_image();
+    let size = preprocessor.size;
+    let per_image = preprocessor.pixels_per_image();
     let mut results: Vec<Option<Result<Vec<f32>, ImageError>>> = vec![None; images.len()];
     let mut in_flight: Option<(Vec<usize>, Pending<PassResult>)> = None;
 
     for (chunk_index, chunk) in images.chunks(batch_size).enumerate() {
+        cancel.check()?;
         let offset = chunk_index * batch_size;
-        let decoded = model.preprocessor.preprocess_batch(chunk);
+        let decoded = preprocessor.preprocess_batch(chunk);
         let mut rows = Vec::new();
         let mut pixels = Vec::with_capacity(chunk.len() * per_image);
         let mut failed = 0;
@@ -122,8 +139,10 @@ pub fn embed_texts(
     order.sort_by_key(|&i| tokens[i].ids.len());
     let dim = model.embed_dim;
     let mut out = vec![Vec::new(); tokens.len()];
+    let cancel = CancelCheck::now();
     wait_off_runtime(|| -> Result<(), String> {
         for chunk in order.chunks(batch_size.max(1)) {
+            cancel.check()?;
             let batch: Vec<Tokens> = chunk.iter().map(|&i| tokens[i].clone()).collect();
             let device = model.device.clone();
             let values = model.worker.run(move |clip| -> PassResult {

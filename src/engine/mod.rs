@@ -2,6 +2,7 @@
 //! per process, runs them on their own threads, batches images and prompts,
 //! and caches zero-shot classifiers.
 
+pub mod cancel;
 pub mod classifier;
 pub mod device;
 pub mod encode;
@@ -9,6 +10,7 @@ pub mod model_cache;
 pub mod progress;
 pub mod worker;
 
+pub use cancel::cancel_running_work;
 pub use classifier::{Classifier, Prediction};
 pub use model_cache::{LoadedModel, get_or_load};
 pub use progress::{Progress, progress};

@@ -2,6 +2,7 @@
 //! (model, device, dtype), shared by every session, partition and query.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 
 use candle_core::{DType, Device};
@@ -33,6 +34,9 @@ pub struct LoadedModel {
 }
 
 type Slot = Arc<Mutex<Option<Arc<LoadedModel>>>>;
+
+/// Loads performed in this process (successful ones).
+static LOADS: AtomicUsize = AtomicUsize::new(0);
 
 static MODELS: LazyLock<Mutex<HashMap<String, Slot>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
@@ -77,8 +81,15 @@ pub fn get_or_load(model: &ModelRef, options: &ClipOptions) -> Result<Arc<Loaded
             context_length: config.text_config.max_position_embeddings,
         });
         *guard = Some(Arc::clone(&loaded));
+        LOADS.fetch_add(1, Ordering::SeqCst);
         Ok(loaded)
     })
+}
+
+/// How many times a model was loaded in this process: with the cache
+/// working, once per (model, device, dtype) however many queries ran.
+pub fn load_count() -> usize {
+    LOADS.load(Ordering::SeqCst)
 }
 
 /// Number of models loaded in this process (for tests and diagnostics).

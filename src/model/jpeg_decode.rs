@@ -19,7 +19,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use mozjpeg_sys as ffi;
 
 use super::pil_resize::Interleaved;
-use super::preprocess::{ImageError, MAX_IMAGE_PIXELS};
+use super::preprocess::ImageError;
 
 /// The colour model of a decoded JPEG, as Pillow names its mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,8 +72,9 @@ extern "C-unwind" fn emit_message(cinfo: &mut ffi::jpeg_common_struct, level: c_
     }
 }
 
-/// Decode a JPEG to its samples at full resolution.
-pub fn decode_jpeg(bytes: &[u8]) -> Result<(Interleaved, JpegMode), ImageError> {
+/// Decode a JPEG to its samples at full resolution, refusing (before any
+/// pixel buffer exists) one of more than `max_pixels` pixels.
+pub fn decode_jpeg(bytes: &[u8], max_pixels: usize) -> Result<(Interleaved, JpegMode), ImageError> {
     let mut truncated = false;
     // SAFETY: zeroed structs are how libjpeg expects them before
     // jpeg_std_error / jpeg_create_decompress fill them in; the error
@@ -100,10 +101,11 @@ pub fn decode_jpeg(bytes: &[u8]) -> Result<(Interleaved, JpegMode), ImageError> 
             ffi::jpeg_mem_src(&mut cinfo, bytes.as_ptr(), bytes.len() as _);
             ffi::jpeg_read_header(&mut cinfo, 1);
             let pixels = cinfo.image_width as usize * cinfo.image_height as usize;
-            if pixels > MAX_IMAGE_PIXELS {
+            if pixels > max_pixels {
                 // Checked before any pixel buffer exists.
                 return Err(ImageError(format!(
-                    "JPEG is {}x{}, more than {MAX_IMAGE_PIXELS} pixels (decompression bomb guard)",
+                    "JPEG is {}x{}, more than clip.max_image_pixels = {max_pixels} pixels \
+                     (decompression bomb guard)",
                     cinfo.image_width, cinfo.image_height
                 )));
             }
@@ -232,7 +234,7 @@ mod tests {
 
     #[test]
     fn decodes_rgb_at_full_size() {
-        let (img, mode) = decode_jpeg(&small_jpeg()).unwrap();
+        let (img, mode) = decode_jpeg(&small_jpeg(), usize::MAX).unwrap();
         assert_eq!(
             (img.width, img.height, img.channels, mode),
             (160, 120, 3, JpegMode::Rgb)
@@ -251,19 +253,19 @@ mod tests {
             .position(|w| w == [0xFF, 0xC0])
             .expect("baseline JPEG has SOF0");
         bytes[sof + 5..sof + 9].copy_from_slice(&[0x4E, 0x20, 0x4E, 0x20]);
-        let err = decode_jpeg(&bytes).unwrap_err();
+        let err = decode_jpeg(&bytes, crate::model::preprocess::MAX_IMAGE_PIXELS).unwrap_err();
         assert!(err.0.contains("20000x20000"), "{err}");
         assert!(err.0.contains("decompression bomb"), "{err}");
     }
 
     #[test]
     fn broken_and_truncated_jpegs_are_errors_not_panics() {
-        let err = decode_jpeg(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J']).unwrap_err();
+        let err = decode_jpeg(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J'], usize::MAX).unwrap_err();
         assert!(err.0.contains("cannot decode JPEG"), "{err}");
         let whole = small_jpeg();
-        let err = decode_jpeg(&whole[..whole.len() * 3 / 4]).unwrap_err();
+        let err = decode_jpeg(&whole[..whole.len() * 3 / 4], usize::MAX).unwrap_err();
         assert!(err.0.contains("truncated"), "{err}");
-        let err = decode_jpeg(&whole[..40]).unwrap_err();
+        let err = decode_jpeg(&whole[..40], usize::MAX).unwrap_err();
         assert!(err.0.contains("cannot decode JPEG"), "{err}");
     }
 }

@@ -31,9 +31,12 @@ pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
 #[allow(clippy::excessive_precision)]
 pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
 
-/// The most pixels an image may have, decoded or resized: Pillow's
-/// decompression-bomb limit (`2 * Image.MAX_IMAGE_PIXELS`), above which the
-/// reference refuses an image too.
+/// The default for the most pixels an image may have, decoded or resized
+/// (`clip.max_image_pixels`): Pillow's decompression-bomb limit
+/// (`2 * Image.MAX_IMAGE_PIXELS`), above which the reference refuses an
+/// image too. About 180 megapixels: 540 MB as RGB, far beyond any
+/// benchmark photo and small enough that a batch of them cannot exhaust
+/// memory.
 pub const MAX_IMAGE_PIXELS: usize = 2 * 89_478_485;
 
 /// Why an image could not become pixels. Carried to SQL as a NULL's reason
@@ -53,11 +56,22 @@ impl std::error::Error for ImageError {}
 #[derive(Debug, Clone, Copy)]
 pub struct Preprocessor {
     pub size: usize,
+    /// Images with more pixels than this, decoded or after the resize, are
+    /// refused before their pixel buffer is allocated.
+    pub max_pixels: usize,
 }
 
 impl Preprocessor {
     pub fn new(size: usize) -> Self {
-        Self { size }
+        Self {
+            size,
+            max_pixels: MAX_IMAGE_PIXELS,
+        }
+    }
+
+    /// The same preprocessing with another pixel limit (`clip.max_image_pixels`).
+    pub fn with_max_pixels(self, max_pixels: usize) -> Self {
+        Self { max_pixels, ..self }
     }
 
     /// Number of f32 values one preprocessed image occupies.
@@ -75,16 +89,39 @@ impl Preprocessor {
     /// Decode and preprocess one encoded image into `out` (CHW, length
     /// [`Self::pixels_per_image`]).
     pub fn preprocess_into(&self, bytes: &[u8], out: &mut [f32]) -> Result<(), ImageError> {
-        let decoded = decode(bytes)?;
+        let decoded = decode(bytes, self.max_pixels)?;
         let cropped = self.resize_and_crop(&decoded)?;
         normalise_into(&cropped, out);
         Ok(())
     }
 
+    /// Whether [`Self::preprocess`] would accept these bytes, without the
+    /// resize: the decode and the pixel limits. Gives the same error.
+    pub fn check(&self, bytes: &[u8]) -> Result<(), ImageError> {
+        let decoded = decode(bytes, self.max_pixels)?;
+        let (w, h) = decoded.dimensions();
+        self.check_resize(w, h).map(|_| ())
+    }
+
+    /// The resized size of a `w x h` image, or why it is refused.
+    fn check_resize(&self, w: usize, h: usize) -> Result<(usize, usize), ImageError> {
+        let (new_w, new_h) = resized_dims(w, h, self.size);
+        // A sliver (1 x 100000) resizes to size x (size * 100000): refuse
+        // what would not fit in memory rather than abort the process.
+        if new_w.saturating_mul(new_h) > self.max_pixels {
+            return Err(ImageError(format!(
+                "image is {w}x{h}: resizing its short side to {} makes {new_w}x{new_h}, \
+                 more than clip.max_image_pixels = {} pixels",
+                self.size, self.max_pixels
+            )));
+        }
+        Ok((new_w, new_h))
+    }
+
     /// The 8-bit RGB centre crop (height x width x 3) before normalisation:
     /// what PIL holds after `Resize`, `CenterCrop` and `convert("RGB")`.
     pub fn resized_rgb(&self, bytes: &[u8]) -> Result<Vec<u8>, ImageError> {
-        let decoded = decode(bytes)?;
+        let decoded = decode(bytes, self.max_pixels)?;
         let cropped = self.resize_and_crop(&decoded)?;
         let c = cropped.channels;
         Ok(cropped
@@ -116,20 +153,8 @@ impl Preprocessor {
     /// Resize so the short side is `size` (torchvision's rule for the long
     /// side: `int(size * long / short)`), then take the centre square.
     fn resize_and_crop(&self, image: &ModeImage) -> Result<Interleaved, ImageError> {
-        let (w, h) = match &image.samples {
-            Samples::Eight(p) => (p.width, p.height),
-            Samples::Gray16(g) => (g.width, g.height),
-        };
-        let (new_w, new_h) = resized_dims(w, h, self.size);
-        // A sliver (1 x 100000) resizes to size x (size * 100000): refuse
-        // what would not fit in memory rather than abort the process.
-        if new_w.saturating_mul(new_h) > MAX_IMAGE_PIXELS {
-            return Err(ImageError(format!(
-                "image is {w}x{h}: resizing its short side to {} makes {new_w}x{new_h}, \
-                 more than {MAX_IMAGE_PIXELS} pixels",
-                self.size
-            )));
-        }
+        let (w, h) = image.dimensions();
+        let (new_w, new_h) = self.check_resize(w, h)?;
         let pixels = match &image.samples {
             Samples::Eight(pixels) => pixels,
             Samples::Gray16(gray) => {
@@ -201,6 +226,15 @@ struct ModeImage {
     palette: bool,
     /// Four channels of CMYK ink, converted to RGB after the crop.
     cmyk: bool,
+}
+
+impl ModeImage {
+    fn dimensions(&self) -> (usize, usize) {
+        match &self.samples {
+            Samples::Eight(p) => (p.width, p.height),
+            Samples::Gray16(g) => (g.width, g.height),
+        }
+    }
 }
 
 /// Whether PIL opens these bytes as a palette ("P") image: indexed PNG,
@@ -277,12 +311,12 @@ fn bmp_opens_as_palette(bytes: &[u8]) -> Option<bool> {
     Some(!is_identity_gray_ramp(table, entry))
 }
 
-fn decode(bytes: &[u8]) -> Result<ModeImage, ImageError> {
+fn decode(bytes: &[u8], max_pixels: usize) -> Result<ModeImage, ImageError> {
     if bytes.is_empty() {
         return Err(ImageError("image is empty (0 bytes)".to_string()));
     }
     if is_jpeg(bytes) {
-        let (pixels, mode) = decode_jpeg(bytes)?;
+        let (pixels, mode) = decode_jpeg(bytes, max_pixels)?;
         return Ok(ModeImage {
             samples: Samples::Eight(pixels),
             has_alpha: false,
@@ -290,18 +324,38 @@ fn decode(bytes: &[u8]) -> Result<ModeImage, ImageError> {
             cmyk: mode == JpegMode::Cmyk,
         });
     }
-    let reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| ImageError(format!("cannot read image: {e}")))?;
-    if reader.format().is_none() {
+    let reader = || {
+        ImageReader::new(Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| ImageError(format!("cannot read image: {e}")))
+    };
+    let Some(format) = reader()?.format() else {
         return Err(ImageError(format!(
             "not a supported image (JPEG, PNG, WebP, GIF, BMP, TIFF): first bytes {:02x?}",
             &bytes[..bytes.len().min(8)]
         )));
+    };
+    // The header alone says how big the image is: refuse a decompression
+    // bomb before its pixels are allocated.
+    let (width, height) = reader()?
+        .into_dimensions()
+        .map_err(|e| ImageError(format!("cannot read {format:?} header: {e}")))?;
+    let pixels = width as usize * height as usize;
+    if pixels > max_pixels {
+        return Err(ImageError(format!(
+            "{format:?} image is {width}x{height}, more than clip.max_image_pixels = {max_pixels} \
+             pixels (decompression bomb guard)"
+        )));
     }
+    let mut reader = reader()?;
+    let mut limits = image::Limits::default();
+    // Room for the widest layout image-rs decodes into (RGBA, 32-bit float)
+    // plus a decoder's scratch copy; the pixel check above is the real limit.
+    limits.max_alloc = Some((pixels as u64).saturating_mul(32).max(1 << 26));
+    reader.limits(limits);
     let image = reader
         .decode()
-        .map_err(|e| ImageError(format!("cannot decode image: {e}")))?;
+        .map_err(|e| ImageError(format!("cannot decode {format:?} image: {e}")))?;
     let (width, height) = (image.width() as usize, image.height() as usize);
     if width == 0 || height == 0 {
         return Err(ImageError(format!(

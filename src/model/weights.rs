@@ -385,13 +385,45 @@ fn check_safetensors(path: &Path) -> Result<(), ModelError> {
     // SAFETY: read-only mapping, dropped before returning.
     let mmap = unsafe { memmap2::Mmap::map(&file) }
         .map_err(|e| ModelError(format!("cannot map {}: {e}", path.display())))?;
-    safetensors::SafeTensors::deserialize(&mmap).map_err(|e| {
-        ModelError(format!(
+    match safetensors::SafeTensors::deserialize(&mmap) {
+        Ok(_) => Ok(()),
+        Err(safetensors::SafeTensorError::MetadataIncompleteBuffer) => {
+            Err(ModelError(match truncated_tensor(&mmap) {
+                Some((tensor, needed)) => format!(
+                    "{} is truncated: it has {} bytes but tensor '{tensor}' ends at byte {needed} \
+                     (an interrupted download? delete the file and run again to fetch it)",
+                    path.display(),
+                    mmap.len()
+                ),
+                None => format!(
+                    "{} is not a valid safetensors file: its size does not match its header",
+                    path.display()
+                ),
+            }))
+        }
+        Err(e) => Err(ModelError(format!(
             "{} is not a valid safetensors file: {e}",
             path.display()
-        ))
-    })?;
-    Ok(())
+        ))),
+    }
+}
+
+/// In a safetensors file shorter than its header says: the first tensor
+/// (by position) whose bytes run past the end, and the byte it needs.
+fn truncated_tensor(file: &[u8]) -> Option<(String, usize)> {
+    let header_len = usize::try_from(u64::from_le_bytes(file.get(..8)?.try_into().ok()?)).ok()?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(file.get(8..8usize.checked_add(header_len)?)?).ok()?;
+    let data_start = 8 + header_len;
+    header
+        .iter()
+        .filter_map(|(name, info)| {
+            let offsets = info.get("data_offsets")?.as_array()?;
+            let end = usize::try_from(offsets.get(1)?.as_u64()?).ok()?;
+            Some((name.clone(), data_start.checked_add(end)?))
+        })
+        .filter(|(_, end)| *end > file.len())
+        .min_by_key(|(_, end)| *end)
 }
 
 /// Every tensor of a weights file, on the CPU in the stored dtype.

@@ -38,7 +38,8 @@ pub fn imagefolder_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("path", DataType::Utf8, false),
         Field::new("label", DataType::Utf8, true),
-        Field::new("image", DataType::Binary, false),
+        // NULL only for a file that could not be read under `skip_unreadable`.
+        Field::new("image", DataType::Binary, true),
     ]))
 }
 
@@ -53,8 +54,28 @@ impl TableProviderFactory for ImageFolderFactory {
         state: &dyn Session,
         cmd: &CreateExternalTable,
     ) -> Result<Arc<dyn TableProvider>> {
-        if let Some(option) = cmd.options.keys().next() {
-            return plan_err!("IMAGEFOLDER tables take no options, got '{option}'");
+        let mut skip_unreadable = false;
+        for (key, value) in &cmd.options {
+            // DataFusion prefixes options written without a namespace with `format.`.
+            match key.strip_prefix("format.").unwrap_or(key) {
+                "skip_unreadable" => {
+                    skip_unreadable = match value.trim().to_ascii_lowercase().as_str() {
+                        "true" => true,
+                        "false" => false,
+                        _ => {
+                            return plan_err!(
+                                "IMAGEFOLDER option 'skip_unreadable' must be 'true' or 'false', got '{value}'"
+                            );
+                        }
+                    }
+                }
+                other => {
+                    return plan_err!(
+                        "unknown IMAGEFOLDER option '{other}'; the one option is 'skip_unreadable' \
+                         ('true': a file that cannot be read gives a row with a NULL image)"
+                    );
+                }
+            }
         }
         if !cmd.schema.fields().is_empty() {
             let given: Vec<&str> = cmd
@@ -77,7 +98,7 @@ impl TableProviderFactory for ImageFolderFactory {
                 cmd.locations.len()
             );
         };
-        let table = ImageFolderTable::try_new(location)?;
+        let table = ImageFolderTable::try_new(location)?.with_skip_unreadable(skip_unreadable);
         // A typo in a local path would otherwise be an empty table.
         let url: &url::Url = table.root.as_ref();
         if url.scheme() == "file"
@@ -96,6 +117,9 @@ impl TableProviderFactory for ImageFolderFactory {
 pub struct ImageFolderTable {
     root: ListingTableUrl,
     schema: SchemaRef,
+    /// A file that cannot be read gives a row with a NULL image (counted
+    /// in the scan's `unreadable_files` metric) instead of failing the query.
+    skip_unreadable: bool,
 }
 
 impl ImageFolderTable {
@@ -110,7 +134,16 @@ impl ImageFolderTable {
         Ok(Self {
             root: ListingTableUrl::parse(&location)?,
             schema: imagefolder_schema(),
+            skip_unreadable: false,
         })
+    }
+
+    /// Whether an unreadable file gives a NULL image rather than an error.
+    pub fn with_skip_unreadable(self, skip_unreadable: bool) -> Self {
+        Self {
+            skip_unreadable,
+            ..self
+        }
     }
 
     /// The root URL.
@@ -196,12 +229,15 @@ impl TableProvider for ImageFolderTable {
         let projection = projection
             .cloned()
             .unwrap_or_else(|| (0..self.schema.fields().len()).collect());
-        Ok(Arc::new(ImageFolderExec::try_new(
-            self.root.object_store(),
-            files,
-            projection,
-            partitions,
-            batch_rows,
-        )?))
+        Ok(Arc::new(
+            ImageFolderExec::try_new(
+                self.root.object_store(),
+                files,
+                projection,
+                partitions,
+                batch_rows,
+            )?
+            .with_skip_unreadable(self.skip_unreadable),
+        ))
     }
 }

@@ -17,6 +17,9 @@ use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{
+    Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
@@ -52,8 +55,11 @@ pub struct ImageFolderExec {
     /// Indices into the table schema (`path`, `label`, `image`).
     projection: Vec<usize>,
     batch_rows: usize,
+    /// An unreadable file gives a NULL image instead of failing the scan.
+    skip_unreadable: bool,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
 }
 
 impl ImageFolderExec {
@@ -77,9 +83,20 @@ impl ImageFolderExec {
             groups,
             projection,
             batch_rows: batch_rows.max(1),
+            skip_unreadable: false,
             schema,
             properties,
+            metrics: ExecutionPlanMetricsSet::new(),
         })
+    }
+
+    /// Whether an unreadable file gives a row with a NULL image (and is
+    /// counted in the `unreadable_files` metric) rather than an error.
+    pub fn with_skip_unreadable(self, skip_unreadable: bool) -> Self {
+        Self {
+            skip_unreadable,
+            ..self
+        }
     }
 
     /// Files per partition.
@@ -116,11 +133,16 @@ impl DisplayAs for ImageFolderExec {
             .collect();
         write!(
             f,
-            "ImageFolderExec: store={}, files={}, partitions={}, columns=[{}]",
+            "ImageFolderExec: store={}, files={}, partitions={}, columns=[{}]{}",
             self.store_url.as_str(),
             self.file_count(),
             self.groups.len(),
-            columns.join(", ")
+            columns.join(", "),
+            if self.skip_unreadable {
+                ", skip_unreadable"
+            } else {
+                ""
+            }
         )
     }
 }
@@ -170,6 +192,8 @@ impl ExecutionPlan for ImageFolderExec {
         let schema = Arc::clone(&self.schema);
         let projection = self.projection.clone();
         let read_bytes = projection.contains(&2);
+        let skip_unreadable = self.skip_unreadable;
+        let unreadable = MetricBuilder::new(&self.metrics).counter("unreadable_files", partition);
         let chunks: Vec<Vec<ImageFile>> = files
             .chunks(self.batch_rows)
             .map(<[ImageFile]>::to_vec)
@@ -179,9 +203,10 @@ impl ExecutionPlan for ImageFolderExec {
             let store = Arc::clone(&store);
             let schema = Arc::clone(&stream_schema);
             let projection = projection.clone();
+            let unreadable = unreadable.clone();
             async move {
                 let images = if read_bytes {
-                    Some(read_all(store, chunk.clone()).await?)
+                    Some(read_all(store, chunk.clone(), skip_unreadable, unreadable).await?)
                 } else {
                     None
                 };
@@ -189,6 +214,10 @@ impl ExecutionPlan for ImageFolderExec {
             }
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
     }
 
     fn partition_statistics(&self, partition: Option<usize>) -> Result<Arc<Statistics>> {
@@ -210,16 +239,34 @@ impl ExecutionPlan for ImageFolderExec {
     }
 }
 
-/// Read the files' bytes, a few at a time, in order.
-async fn read_all(store: Arc<dyn ObjectStore>, files: Vec<ImageFile>) -> Result<Vec<bytes::Bytes>> {
+/// Read the files' bytes, a few at a time, in order. A file that cannot
+/// be read fails the scan naming it, or with `skip_unreadable` is `None`,
+/// logged and counted.
+async fn read_all(
+    store: Arc<dyn ObjectStore>,
+    files: Vec<ImageFile>,
+    skip_unreadable: bool,
+    unreadable: Count,
+) -> Result<Vec<Option<bytes::Bytes>>> {
     futures::stream::iter(files.into_iter().map(move |file| {
         let store = Arc::clone(&store);
+        let unreadable = unreadable.clone();
         async move {
             let location = Path::from(file.location.as_str());
             let read = async { store.get(&location).await?.bytes().await }.await;
-            read.map_err(|e| {
-                DataFusionError::Execution(format!("cannot read image file {}: {e}", file.path))
-            })
+            match read {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(e) if skip_unreadable => {
+                    log::warn!("IMAGEFOLDER: skipping unreadable file {}: {e}", file.path);
+                    unreadable.add(1);
+                    Ok(None)
+                }
+                Err(e) => Err(DataFusionError::Execution(format!(
+                    "cannot read image file {}: {e} (OPTIONS ('skip_unreadable' 'true') on the \
+                     table gives such files a NULL image instead)",
+                    file.path
+                ))),
+            }
         }
     }))
     .buffered(CONCURRENT_READS)
@@ -231,7 +278,7 @@ fn build_batch(
     schema: &SchemaRef,
     projection: &[usize],
     files: &[ImageFile],
-    images: Option<Vec<bytes::Bytes>>,
+    images: Option<Vec<Option<bytes::Bytes>>>,
 ) -> Result<RecordBatch> {
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(projection.len());
     for &column in projection {
@@ -252,9 +299,11 @@ fn build_batch(
                 let Some(images) = &images else {
                     return internal_err!("image bytes were not read");
                 };
-                let total: usize = images.iter().map(bytes::Bytes::len).sum();
+                let total: usize = images.iter().flatten().map(bytes::Bytes::len).sum();
                 let mut b = BinaryBuilder::with_capacity(images.len(), total);
-                images.iter().for_each(|bytes| b.append_value(bytes));
+                images
+                    .iter()
+                    .for_each(|bytes| b.append_option(bytes.as_ref()));
                 Arc::new(b.finish())
             }
             other => return internal_err!("IMAGEFOLDER has no column {other}"),

@@ -15,6 +15,7 @@ use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{ColumnarValue, ReturnFieldArgs};
 
+use super::image_arg::ImageRows;
 use crate::config::{ClipOptions, OnErrorSetting};
 use crate::engine::{LoadedModel, get_or_load};
 use crate::model::ModelRef;
@@ -199,18 +200,6 @@ pub fn is_string_list(t: &DataType) -> bool {
     }
 }
 
-/// The image argument's rows as byte slices (`None` for NULL).
-pub fn binary_rows<'a>(function: &str, array: &'a ArrayRef) -> Result<Vec<Option<&'a [u8]>>> {
-    Ok(match array.data_type() {
-        DataType::Binary => array.as_binary::<i32>().iter().collect(),
-        DataType::LargeBinary => array.as_binary::<i64>().iter().collect(),
-        DataType::BinaryView => array.as_binary_view().iter().collect(),
-        DataType::FixedSizeBinary(_) => array.as_fixed_size_binary().iter().collect(),
-        DataType::Null => vec![None; array.len()],
-        other => return exec_err!("{function}: expected image bytes (Binary), got {other}"),
-    })
-}
-
 /// An embedding argument's rows as f32 vectors (`None` for NULL).
 pub fn float_list_rows(function: &str, array: &ArrayRef) -> Result<Vec<Option<Vec<f32>>>> {
     fn values_f32(function: &str, values: &ArrayRef) -> Result<Vec<Option<f32>>> {
@@ -298,7 +287,10 @@ pub fn string_values(array: &ArrayRef) -> Result<Vec<Option<String>>> {
 /// label cannot be NULL); a NULL list makes the row NULL.
 pub enum StringLists {
     Constant(Option<Vec<String>>),
-    PerRow(Vec<Option<Vec<String>>>),
+    /// Consecutive rows holding equal lists share one allocation: a class
+    /// list repeated on every row by a scalar subquery is read once per
+    /// batch, not once per row.
+    PerRow(Vec<Option<Arc<[String]>>>),
 }
 
 impl StringLists {
@@ -307,7 +299,9 @@ impl StringLists {
             ColumnarValue::Scalar(s) => {
                 let array = s.to_array_of_size(1)?;
                 let mut rows = string_list_rows(function, what, &array)?;
-                Ok(StringLists::Constant(rows.pop().flatten()))
+                Ok(StringLists::Constant(
+                    rows.pop().flatten().map(|list| list.to_vec()),
+                ))
             }
             ColumnarValue::Array(a) => {
                 Ok(StringLists::PerRow(string_list_rows(function, what, a)?))
@@ -322,13 +316,24 @@ impl StringLists {
             StringLists::PerRow(rows) => rows.get(i).and_then(|r| r.as_deref()),
         }
     }
+
+    /// Whether rows `i` and `j` hold the same list (cheap when they share it).
+    pub fn same(&self, i: usize, j: usize) -> bool {
+        match self {
+            StringLists::Constant(_) => true,
+            StringLists::PerRow(rows) => match (rows.get(i), rows.get(j)) {
+                (Some(Some(a)), Some(Some(b))) => Arc::ptr_eq(a, b) || a == b,
+                _ => false,
+            },
+        }
+    }
 }
 
 fn string_list_rows(
     function: &str,
     what: &str,
     array: &ArrayRef,
-) -> Result<Vec<Option<Vec<String>>>> {
+) -> Result<Vec<Option<Arc<[String]>>>> {
     if array.data_type() == &DataType::Null {
         return Ok(vec![None; array.len()]);
     }
@@ -342,45 +347,54 @@ fn string_list_rows(
         ))
     })?;
     let list = list.as_list::<i32>();
-    (0..list.len())
-        .map(|i| {
-            if list.is_null(i) {
-                return Ok(None);
-            }
-            let values = list.value(i);
-            values
-                .as_string::<i32>()
+    let mut rows: Vec<Option<Arc<[String]>>> = Vec::with_capacity(list.len());
+    for i in 0..list.len() {
+        if list.is_null(i) {
+            rows.push(None);
+            continue;
+        }
+        let values = list.value(i);
+        let values = values.as_string::<i32>();
+        if values.null_count() > 0 {
+            return exec_err!("{function}: the {what} list contains a NULL");
+        }
+        // The previous row's list again (a repeated subquery value): share it.
+        if let Some(Some(previous)) = rows.last()
+            && previous.len() == values.len()
+            && previous
                 .iter()
-                .map(|v| {
-                    v.map(str::to_string).ok_or_else(|| {
-                        DataFusionError::Execution(format!(
-                            "{function}: the {what} list contains a NULL"
-                        ))
-                    })
-                })
-                .collect::<Result<Vec<String>>>()
-                .map(Some)
-        })
-        .collect()
+                .zip(values.iter())
+                .all(|(p, v)| Some(p.as_str()) == v)
+        {
+            let shared = Arc::clone(previous);
+            rows.push(Some(shared));
+            continue;
+        }
+        let owned: Vec<String> = values.iter().flatten().map(str::to_string).collect();
+        rows.push(Some(owned.into()));
+    }
+    Ok(rows)
 }
 
 /// Apply `clip.on_error` to per-row image outcomes: with `null`, failed
 /// rows become NULL; with `error`, the first failed (non-NULL) row fails the
-/// query, naming the row and the reason.
+/// query, naming the row (its path or key when the argument carries one)
+/// and the reason.
 pub fn apply_on_error<T>(
     function: &str,
     options: &ClipOptions,
-    inputs_present: &[bool],
+    images: &ImageRows,
     outcomes: Vec<std::result::Result<T, crate::model::ImageError>>,
 ) -> Result<Vec<Option<T>>> {
     let mut out = Vec::with_capacity(outcomes.len());
-    for (row, (outcome, present)) in outcomes.into_iter().zip(inputs_present).enumerate() {
+    for (row, (outcome, bytes)) in outcomes.into_iter().zip(&images.bytes).enumerate() {
         match outcome {
             Ok(v) => out.push(Some(v)),
-            Err(e) if *present && options.on_error == OnErrorSetting::Error => {
+            Err(e) if bytes.is_some() && options.on_error == OnErrorSetting::Error => {
                 return exec_err!(
-                    "{function}: image in row {row} of its batch cannot be used: {e} \
-                     (SET clip.on_error = 'null' to get NULL for such rows instead)"
+                    "{function}: {} cannot be used: {e} \
+                     (SET clip.on_error = 'null' to get NULL for such rows instead)",
+                    images.describe(row)
                 );
             }
             Err(_) => out.push(None),

@@ -6,16 +6,18 @@ use datafusion::common::utils::take_function_args;
 use datafusion::common::{Result, plan_err};
 use datafusion::config::ConfigOptions;
 use datafusion::error::DataFusionError;
+use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
-    Signature, Volatility,
+    ColumnarValue, Documentation, Expr, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion_macros::user_doc;
 
 use super::args::{
-    apply_on_error, binary_rows, embedding_array, embedding_dim_of, embedding_return_field,
-    is_binary, is_string, load_model_of_width, maybe_scalar, model_name_at_execution,
+    apply_on_error, embedding_array, embedding_dim_of, embedding_return_field, is_string,
+    load_model_of_width, maybe_scalar, model_name_at_execution,
 };
+use super::image_arg::{image_rows, is_image_type, simplify_with_row_names};
 use crate::config::ClipOptions;
 use crate::engine::encode::embed_images;
 
@@ -36,7 +38,10 @@ An image that cannot be decoded gives NULL (or fails the query with `SET clip.on
         name = "model",
         description = "Constant string: a model name (`ViT-B/32`, `ViT-B/16`, `ViT-L/14`, `ViT-L/14@336px`), `hf:org/repo`, or a local directory with `config.json` and `model.safetensors`."
     ),
-    argument(name = "image", description = "Encoded image bytes (Binary)."),
+    argument(
+        name = "image",
+        description = "Encoded image bytes (Binary), or an image struct with a binary `bytes` field and an optional `path` (as in Hugging Face Parquet datasets) that names the row in errors."
+    ),
     related_udf(name = "clip_embed_text"),
     related_udf(name = "cosine_similarity")
 )]
@@ -71,10 +76,11 @@ impl ScalarUDFImpl for ClipEmbedImage {
         if !is_string(model) {
             return plan_err!("clip_embed_image: the model argument must be a string, got {model}");
         }
-        if !is_binary(image) && image != &DataType::Null {
+        if !is_image_type(image) && image != &DataType::Null {
             return plan_err!(
-                "clip_embed_image: the image argument must be encoded image bytes (Binary), got {image}. \
-                 Read files with an IMAGEFOLDER table, or use the bytes field of a Parquet image struct (image['bytes'])"
+                "clip_embed_image: the image argument must be encoded image bytes (Binary) or an image \
+                 struct with a binary 'bytes' field, got {image}. Read files with an IMAGEFOLDER table, \
+                 or pass a Hugging Face Parquet image column (struct<bytes, path>) as it is"
             );
         }
         Ok(arg_types.to_vec())
@@ -96,16 +102,23 @@ impl ScalarUDFImpl for ClipEmbedImage {
         let name = model_name_at_execution(self.name(), &model_arg)?;
         let all_scalar = matches!(image_arg, ColumnarValue::Scalar(_));
         let images = image_arg.into_array(args.number_rows)?;
-        let rows = binary_rows(self.name(), &images)?;
-        if rows.iter().all(Option::is_none) {
-            return maybe_scalar(embedding_array(dim, &vec![None; rows.len()])?, all_scalar);
+        let rows = image_rows(self.name(), &images)?;
+        if rows.bytes.iter().all(Option::is_none) {
+            return maybe_scalar(
+                embedding_array(dim, &vec![None; rows.bytes.len()])?,
+                all_scalar,
+            );
         }
         let model = load_model_of_width(self.name(), &name, &options, dim)?;
-        let present: Vec<bool> = rows.iter().map(Option::is_some).collect();
-        let outcomes = embed_images(&model, &rows, options.batch_size)
+        let outcomes = embed_images(&model, &rows.bytes, &options)
             .map_err(|e| DataFusionError::Execution(format!("clip_embed_image: {e}")))?;
-        let embeddings = apply_on_error(self.name(), &options, &present, outcomes)?;
+        let embeddings = apply_on_error(self.name(), &options, &rows, outcomes)?;
         maybe_scalar(embedding_array(dim, &embeddings)?, all_scalar)
+    }
+
+    fn simplify(&self, args: Vec<Expr>, info: &SimplifyContext) -> Result<ExprSimplifyResult> {
+        let udf = || ScalarUDF::new_from_impl(Self::new(self.options.clone()));
+        Ok(simplify_with_row_names(udf, args, 1, info))
     }
 
     fn with_updated_config(&self, config: &ConfigOptions) -> Option<ScalarUDF> {

@@ -5,6 +5,8 @@ pub mod clip_models;
 pub mod cosine_similarity;
 pub mod embed_image;
 pub mod embed_text;
+pub mod image_arg;
+pub mod image_error;
 pub mod zero_shot;
 pub mod zero_shot_probs;
 mod zero_shot_rows;
@@ -24,6 +26,7 @@ pub fn scalar_functions(options: &ClipOptions) -> Vec<ScalarUDF> {
         ScalarUDF::new_from_impl(zero_shot::ClipZeroShot::new(options.clone())),
         ScalarUDF::new_from_impl(zero_shot_probs::ClipZeroShotProbs::new(options.clone())),
         ScalarUDF::new_from_impl(cosine_similarity::CosineSimilarity::new()),
+        ScalarUDF::new_from_impl(image_error::ClipImageError::new()),
     ]
 }
 

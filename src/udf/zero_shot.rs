@@ -10,13 +10,15 @@ use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields};
 use datafusion::common::Result;
 use datafusion::config::ConfigOptions;
+use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
-    Signature, Volatility,
+    ColumnarValue, Documentation, Expr, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion_macros::user_doc;
 
 use super::args::maybe_scalar;
+use super::image_arg::simplify_with_row_names;
 use super::zero_shot_rows::{check_argument_types, check_planning, zero_shot_rows};
 use crate::config::ClipOptions;
 
@@ -43,7 +45,7 @@ templates) and cached. NULL image, NULL labels or an undecodable image give NULL
     ),
     argument(
         name = "image_or_embedding",
-        description = "Encoded image bytes, or an image embedding (e.g. the result of `clip_embed_image`)."
+        description = "Encoded image bytes, an image struct with a binary `bytes` field (and optional `path`), or an image embedding (e.g. the result of `clip_embed_image`)."
     ),
     argument(
         name = "labels",
@@ -145,6 +147,11 @@ impl ScalarUDFImpl for ClipZeroShot {
         let array =
             StructArray::try_new(prediction_fields(), columns, Some(NullBuffer::from(valid)))?;
         maybe_scalar(Arc::new(array), result.all_scalar)
+    }
+
+    fn simplify(&self, args: Vec<Expr>, info: &SimplifyContext) -> Result<ExprSimplifyResult> {
+        let udf = || ScalarUDF::new_from_impl(Self::new(self.options.clone()));
+        Ok(simplify_with_row_names(udf, args, 1, info))
     }
 
     fn with_updated_config(&self, config: &ConfigOptions) -> Option<ScalarUDF> {

@@ -7,13 +7,15 @@ use datafusion::arrow::array::{Float32Builder, ListBuilder};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::Result;
 use datafusion::config::ConfigOptions;
+use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
-    Signature, Volatility,
+    ColumnarValue, Documentation, Expr, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion_macros::user_doc;
 
 use super::args::maybe_scalar;
+use super::image_arg::simplify_with_row_names;
 use super::zero_shot_rows::{check_argument_types, check_planning, zero_shot_rows};
 use crate::config::ClipOptions;
 
@@ -36,7 +38,7 @@ Average them across models for an ensemble, or rank them for top-k metrics.",
     ),
     argument(
         name = "image_or_embedding",
-        description = "Encoded image bytes, or an image embedding."
+        description = "Encoded image bytes, an image struct with a binary `bytes` field (and optional `path`), or an image embedding."
     ),
     argument(name = "labels", description = "List of class names."),
     argument(
@@ -96,6 +98,11 @@ impl ScalarUDFImpl for ClipZeroShotProbs {
             }
         }
         maybe_scalar(Arc::new(probs.finish()), result.all_scalar)
+    }
+
+    fn simplify(&self, args: Vec<Expr>, info: &SimplifyContext) -> Result<ExprSimplifyResult> {
+        let udf = || ScalarUDF::new_from_impl(Self::new(self.options.clone()));
+        Ok(simplify_with_row_names(udf, args, 1, info))
     }
 
     fn with_updated_config(&self, config: &ConfigOptions) -> Option<ScalarUDF> {

@@ -15,10 +15,10 @@ use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs};
 
 use super::args::{
-    StringLists, apply_on_error, binary_rows, embed_dim_at_planning, float_list_rows, is_binary,
-    is_float_list, is_string, is_string_list, load_model, model_name_at_execution,
-    model_name_at_planning, parse_model,
+    StringLists, apply_on_error, embed_dim_at_planning, float_list_rows, is_float_list, is_string,
+    is_string_list, load_model, model_name_at_execution, model_name_at_planning, parse_model,
 };
+use super::image_arg::{image_rows, is_image_type};
 use crate::config::ClipOptions;
 use crate::engine::classifier::{DEFAULT_TEMPLATE, classifier, validate_templates};
 use crate::engine::encode::{embed_images, normalize_in_place};
@@ -41,10 +41,11 @@ pub fn check_argument_types(function: &str, arg_types: &[DataType]) -> Result<Ve
         );
     }
     let input = &arg_types[1];
-    if !is_binary(input) && !is_float_list(input) && input != &DataType::Null {
+    if !is_image_type(input) && !is_float_list(input) && input != &DataType::Null {
         return plan_err!(
-            "{function}: the second argument must be image bytes (Binary) or an embedding (a list of floats, \
-             e.g. from clip_embed_image), got {input}"
+            "{function}: the second argument must be image bytes (Binary), an image struct with a \
+             binary 'bytes' field, or an embedding (a list of floats, e.g. from clip_embed_image), \
+             got {input}"
         );
     }
     for (i, what) in [(2, "labels"), (3, "templates")] {
@@ -83,10 +84,19 @@ pub fn check_planning(function: &str, args: &ReturnFieldArgs, options: &ClipOpti
             "labels",
             &ColumnarValue::Scalar((*labels).clone()),
         )?;
-        if labels.get(0).is_some_and(<[String]>::is_empty) {
-            return plan_err!(
-                "{function}: the labels list is empty; zero-shot needs at least one label"
-            );
+        match labels.get(0) {
+            None => {
+                return plan_err!(
+                    "{function}: the labels argument is NULL; give a list of class names such as \
+                     ['cat', 'dog']"
+                );
+            }
+            Some([]) => {
+                return plan_err!(
+                    "{function}: the labels list is empty; zero-shot needs at least one label"
+                );
+            }
+            Some(_) => {}
         }
     }
     if let Some(Some(templates)) = args.scalar_arguments.get(3) {
@@ -95,8 +105,15 @@ pub fn check_planning(function: &str, args: &ReturnFieldArgs, options: &ClipOpti
             "templates",
             &ColumnarValue::Scalar((*templates).clone()),
         )?;
-        if let Some(t) = templates.get(0) {
-            validate_templates(t).map_err(|e| DataFusionError::Plan(format!("{function}: {e}")))?;
+        match templates.get(0) {
+            Some(t) => validate_templates(t)
+                .map_err(|e| DataFusionError::Plan(format!("{function}: {e}")))?,
+            None => {
+                return plan_err!(
+                    "{function}: the templates argument is NULL; leave it out for the default \
+                     ['a photo of a {{}}.'] or give a list of templates"
+                );
+            }
         }
     }
     Ok(())
@@ -144,18 +161,17 @@ pub fn zero_shot_rows(function: &str, args: ScalarFunctionArgs) -> Result<ZeroSh
     }
     let model = load_model(function, &name, &options)?;
 
-    let embeddings: Vec<Option<Vec<f32>>> = if is_binary(input.data_type()) {
-        let bytes = binary_rows(function, &input)?;
+    let embeddings: Vec<Option<Vec<f32>>> = if is_image_type(input.data_type()) {
+        let mut images = image_rows(function, &input)?;
         // Rows whose labels are NULL need no image work.
-        let bytes: Vec<Option<&[u8]>> = bytes
-            .into_iter()
-            .zip(&wanted)
-            .map(|(b, w)| b.filter(|_| *w))
-            .collect();
-        let present: Vec<bool> = bytes.iter().map(Option::is_some).collect();
-        let outcomes = embed_images(&model, &bytes, options.batch_size)
+        for (bytes, wanted) in images.bytes.iter_mut().zip(&wanted) {
+            if !wanted {
+                *bytes = None;
+            }
+        }
+        let outcomes = embed_images(&model, &images.bytes, &options)
             .map_err(|e| DataFusionError::Execution(format!("{function}: {e}")))?;
-        apply_on_error(function, &options, &present, outcomes)?
+        apply_on_error(function, &options, &images, outcomes)?
     } else {
         let mut rows = float_list_rows(function, &input)?;
         for v in rows.iter_mut().flatten() {
@@ -182,10 +198,7 @@ pub fn zero_shot_rows(function: &str, args: ScalarFunctionArgs) -> Result<ZeroSh
         };
         let mut group = vec![i];
         let mut j = i + 1;
-        while j < n
-            && labels.get(j).is_some_and(|x| x == l)
-            && templates.get(j).is_some_and(|x| x == t)
-        {
+        while j < n && labels.same(i, j) && templates.same(i, j) {
             if embeddings[j].is_some() {
                 group.push(j);
             }

@@ -1,0 +1,18 @@
+//! Any bytes through the image path every CLIP function takes: format
+//! sniffing, decoding (libjpeg-turbo, image-rs), the pixel limit, PIL's
+//! resize and the crop. It must return pixels or an `ImageError`, never
+//! panic, abort or read out of bounds.
+#![no_main]
+
+use datafusion_clip::model::Preprocessor;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    // A lower pixel limit than the default keeps each input within
+    // libFuzzer's memory limit; the checks are the same code.
+    let preprocessor = Preprocessor::new(224).with_max_pixels(1 << 22);
+    if let Ok(pixels) = preprocessor.preprocess(data) {
+        assert_eq!(pixels.len(), preprocessor.pixels_per_image());
+        assert!(pixels.iter().all(|v| v.is_finite()));
+    }
+});
