@@ -1,6 +1,7 @@
 //! Parquet files written by Hugging Face `datasets` store images as
-//! `struct<bytes: binary, path: string>`. DataFusion reads them as they are;
-//! `img['bytes']` is what the CLIP functions take.
+//! `struct<bytes: binary, path: string>`. DataFusion reads them as they are,
+//! and the CLIP functions take the struct as it is (`img`; its `path` then
+//! names a broken row in errors) or its bytes (`img['bytes']`).
 //!
 //! ```sh
 //! # a dataset's Parquet file, local or https://
@@ -36,7 +37,7 @@ async fn main() -> Result<()> {
     ctx.sql("DESCRIBE images").await?.show().await?;
     ctx.sql(&format!(
         "SELECT img['path'] AS path, label,
-                clip_zero_shot('{model}', img['bytes'],
+                clip_zero_shot('{model}', img,
                   ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']) AS prediction
          FROM images LIMIT 10"
     ))

@@ -175,10 +175,10 @@ fn bad_images_example_counts_failures_and_gives_reasons() {
         "/sql/examples/bad_images.sql"
     ))
     .unwrap();
-    assert!(sql.contains("'/tmp/mixed/'") && sql.contains("'/tmp/tiny-clip'"));
+    assert!(sql.contains("'/tmp/mixed/'") && sql.contains("'/tmp/vit-b-32-random'"));
     let sql = sql
         .replace("/tmp/mixed/", &format!("{}/", images.path().display()))
-        .replace("/tmp/tiny-clip", &tiny_model());
+        .replace("/tmp/vit-b-32-random", &tiny_model());
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad_images.sql");
     std::fs::write(&file, sql).unwrap();

@@ -34,7 +34,7 @@ FROM (
   SELECT CAST(label AS INT) AS label,
          clip_zero_shot(
            'ViT-B/32',
-           img['bytes'],
+           img,
            (SELECT array_agg(name ORDER BY label) FROM cifar10_classes),
            [
              'a photo of a {}.',

@@ -79,6 +79,9 @@ fn embed_images_blocking(
             let n = rows.len();
             let (device, dtype) = (model.device.clone(), model.dtype);
             let job = model.worker.submit(move |clip| -> PassResult {
+                // Queued behind other passes: skip it if its query was
+                // cancelled meanwhile.
+                cancel.check()?;
                 let run = || -> candle_core::Result<Vec<f32>> {
                     let x = Tensor::from_vec(pixels, (n, 3, size, size), &Device::Cpu)?
                         .to_device(&device)?
@@ -146,6 +149,7 @@ pub fn embed_texts(
             let batch: Vec<Tokens> = chunk.iter().map(|&i| tokens[i].clone()).collect();
             let device = model.device.clone();
             let values = model.worker.run(move |clip| -> PassResult {
+                cancel.check()?;
                 let run = || to_host_f32(&clip.encode_text(&batch, &device)?);
                 run().map_err(|e| format!("text encoder failed: {e}"))
             })??;

@@ -111,7 +111,7 @@ impl ProgressLine {
             line.push_str(&format!(" ({:.1} images/s)", images as f64 / seconds));
         }
         if failed > 0 {
-            line.push_str(&format!(", {failed} unreadable"));
+            line.push_str(&format!(", {failed} failed (NULL)"));
         }
         if prompts > 0 {
             line.push_str(&format!(", {prompts} prompts"));
