@@ -31,6 +31,7 @@
 pub mod config;
 pub mod engine;
 pub mod model;
+pub mod sql_params;
 pub mod table;
 pub mod udf;
 

@@ -40,8 +40,13 @@ async fn cifar10_standin(path: &std::path::Path, per_class: usize) {
 }
 
 fn run_clip_sql(file: &std::path::Path) -> (String, String, bool) {
+    run_clip_sql_with(file, &[])
+}
+
+fn run_clip_sql_with(file: &std::path::Path, extra: &[&str]) -> (String, String, bool) {
     let out = Command::new(env!("CARGO_BIN_EXE_clip-sql"))
         .args(["-q", "--format", "csv", "-f", file.to_str().unwrap()])
+        .args(extra)
         .env("HF_HUB_OFFLINE", "1")
         .output()
         .unwrap();
@@ -57,23 +62,20 @@ async fn cifar10_benchmark_file_runs_end_to_end_on_a_local_standin() {
     let dir = tempfile::tempdir().unwrap();
     let parquet = dir.path().join("test-00000-of-00001.parquet");
     cifar10_standin(&parquet, 3).await;
-    let sql = std::fs::read_to_string(concat!(
+    let file = std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/sql/benchmarks/cifar10.sql"
-    ))
-    .unwrap();
+    ));
+    let sql = std::fs::read_to_string(file).unwrap();
     assert!(
-        sql.contains(CIFAR10_URL),
-        "the benchmark reads the Hugging Face file"
+        sql.contains(&format!("'${{data:-{CIFAR10_URL}}}'")),
+        "by default the benchmark reads the Hugging Face file"
     );
-    assert!(sql.contains("'ViT-B/32'"));
-    let sql = sql
-        .replace(CIFAR10_URL, parquet.to_str().unwrap())
-        .replace("'ViT-B/32'", &format!("'{}'", tiny_model()));
-    let file = dir.path().join("cifar10.sql");
-    std::fs::write(&file, sql).unwrap();
-
-    let (stdout, stderr, ok) = run_clip_sql(&file);
+    assert!(sql.contains("'${model:-ViT-B/32}'"));
+    // The file itself, pointed elsewhere from the command line.
+    let data = format!("data={}", parquet.display());
+    let model = format!("model={}", tiny_model());
+    let (stdout, stderr, ok) = run_clip_sql_with(file, &["--param", &data, "--param", &model]);
     assert!(ok, "{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
     let summary = lines
@@ -170,20 +172,13 @@ fn bad_images_example_counts_failures_and_gives_reasons() {
         ("cat/truncated.jpg", jpeg[..jpeg.len() / 2].to_vec()),
         ("dog/wrong_magic.png", wrong_magic),
     ]);
-    let sql = std::fs::read_to_string(concat!(
+    let file = std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/sql/examples/bad_images.sql"
-    ))
-    .unwrap();
-    assert!(sql.contains("'/tmp/mixed/'") && sql.contains("'/tmp/vit-b-32-random'"));
-    let sql = sql
-        .replace("/tmp/mixed/", &format!("{}/", images.path().display()))
-        .replace("/tmp/vit-b-32-random", &tiny_model());
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("bad_images.sql");
-    std::fs::write(&file, sql).unwrap();
-
-    let (stdout, stderr, ok) = run_clip_sql(&file);
+    ));
+    let data = format!("data={}/", images.path().display());
+    let model = format!("model={}", tiny_model());
+    let (stdout, stderr, ok) = run_clip_sql_with(file, &["--param", &data, "--param", &model]);
     assert!(ok, "{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
     let summary = lines
@@ -205,4 +200,25 @@ fn bad_images_example_counts_failures_and_gives_reasons() {
             "'{words}' in {stdout}"
         );
     }
+}
+
+#[test]
+fn params_must_be_given_and_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.sql");
+    std::fs::write(&file, "SELECT '${greeting:-hello}' AS g, ${n} + 1 AS m;").unwrap();
+
+    let (stdout, stderr, ok) = run_clip_sql_with(&file, &["--param", "n=41"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("hello,42"), "{stdout}");
+
+    let (_, stderr, ok) = run_clip_sql_with(&file, &[]);
+    assert!(!ok);
+    assert!(stderr.contains("--param n="), "{stderr}");
+
+    let (stdout, stderr, ok) =
+        run_clip_sql_with(&file, &["--param", "n=1", "--param", "greting=hi"]);
+    assert!(!ok);
+    assert!(stderr.contains("--param greting is not used"), "{stderr}");
+    assert!(stdout.is_empty(), "nothing runs: {stdout}");
 }

@@ -5,6 +5,7 @@
 -- accuracy.
 --
 -- Run:   clip-sql -f sql/benchmarks/cifar10.sql
+--        [--param data=/local/copy/test-00000-of-00001.parquet] [--param model=RN50]
 --
 -- Data:    Hugging Face dataset uoft-cs/cifar10, test split: one Parquet file
 --          (~24 MB) with `img` = struct<bytes: PNG, path> and `label` = 0..9,
@@ -17,7 +18,7 @@
 
 CREATE EXTERNAL TABLE cifar10_test
 STORED AS PARQUET
-LOCATION 'https://huggingface.co/datasets/uoft-cs/cifar10/resolve/main/plain_text/test-00000-of-00001.parquet';
+LOCATION '${data:-https://huggingface.co/datasets/uoft-cs/cifar10/resolve/main/plain_text/test-00000-of-00001.parquet}';
 
 -- The dataset's class names, in label order.
 CREATE TABLE cifar10_classes (label INT, name VARCHAR) AS VALUES
@@ -33,7 +34,7 @@ SELECT label,
 FROM (
   SELECT CAST(label AS INT) AS label,
          clip_zero_shot(
-           'ViT-B/32',
+           '${model:-ViT-B/32}',
            img,
            (SELECT array_agg(name ORDER BY label) FROM cifar10_classes),
            [
@@ -62,7 +63,7 @@ FROM (
 
 -- Top-1 and top-5 accuracy (percent). Images that could not be decoded
 -- count as wrong and are reported in n_failed.
-SELECT 'ViT-B/32' AS model,
+SELECT '${model:-ViT-B/32}' AS model,
        'cifar10' AS dataset,
        'test' AS split,
        count(*) AS n,

@@ -6,16 +6,16 @@
 -- Run:  cargo run --release --example make_bad_image_folder -- /tmp/mixed
 --       cargo run --release --example make_random_model -- /tmp/vit-b-32-random ViT-B/32
 --       clip-sql -f sql/examples/bad_images.sql
--- (random weights: the accuracy means nothing, the counts do). Point the
--- LOCATION at your own folder and the model at a real one ('ViT-B/32') to
--- check a dataset before a long run.
+-- (random weights: the accuracy means nothing, the counts do). To check
+-- your own folder before a long run:
+--       clip-sql -f sql/examples/bad_images.sql --param data=/my/images/ --param model=ViT-B/32
 
-CREATE EXTERNAL TABLE mixed STORED AS IMAGEFOLDER LOCATION '/tmp/mixed/';
+CREATE EXTERNAL TABLE mixed STORED AS IMAGEFOLDER LOCATION '${data:-/tmp/mixed/}';
 
 CREATE TABLE predictions AS
 SELECT path,
        label,
-       clip_zero_shot('/tmp/vit-b-32-random', image, ['cat', 'dog']) AS p
+       clip_zero_shot('${model:-/tmp/vit-b-32-random}', image, ['cat', 'dog']) AS p
 FROM mixed;
 
 -- The summary a benchmark prints: n, n_failed, accuracy over all n.
@@ -28,7 +28,7 @@ FROM predictions;
 -- Why the failed rows failed: the reason is computed only for them.
 -- (Sizes and byte values become N so that alike reasons group together.)
 SELECT regexp_replace(
-         regexp_replace(clip_image_error('/tmp/vit-b-32-random', m.image), ': first bytes .*', ''),
+         regexp_replace(clip_image_error('${model:-/tmp/vit-b-32-random}', m.image), ': first bytes .*', ''),
          '[0-9]+', 'N', 'g') AS reason,
        count(*) AS images
 FROM predictions p JOIN mixed m ON p.path = m.path

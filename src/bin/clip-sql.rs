@@ -6,6 +6,7 @@
 // may unwrap; code that ships may not.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
@@ -22,7 +23,7 @@ use datafusion_cli::exec;
 use datafusion_cli::object_storage::instrumented::InstrumentedObjectStoreRegistry;
 use datafusion_cli::print_format::PrintFormat;
 use datafusion_cli::print_options::{MaxRows, PrintOptions};
-use datafusion_clip::ClipOptions;
+use datafusion_clip::{ClipOptions, sql_params};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,7 +31,7 @@ use datafusion_clip::ClipOptions;
     about = "SQL over image tables with CLIP functions (DataFusion + candle)",
     long_about = "SQL over image tables with CLIP functions.\n\n\
         Without -c or -f, starts an interactive shell.\n\
-        Example: clip-sql -f sql/benchmarks/cifar10.sql"
+        Example: clip-sql -f sql/benchmarks/cifar10.sql --param model=RN50"
 )]
 struct Args {
     /// Execute the given SQL statement(s), then exit.
@@ -56,6 +57,11 @@ struct Args {
     /// Syntax highlighting in the shell.
     #[arg(long)]
     color: bool,
+
+    /// A value for the `${name}` (or `${name:-default}`) placeholders of the
+    /// -f files and -c statements, e.g. --param data=/mnt/cifar (repeatable).
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = sql_params::parse_param)]
+    params: Vec<(String, String)>,
 }
 
 fn parse_command(command: &str) -> std::result::Result<String, String> {
@@ -128,6 +134,13 @@ async fn run(args: Args) -> Result<()> {
     };
 
     if args.command.is_empty() && args.file.is_empty() {
+        if !args.params.is_empty() {
+            return Err(DataFusionError::Configuration(
+                "--param fills placeholders of -f files and -c statements; the interactive \
+                 shell takes none"
+                    .to_string(),
+            ));
+        }
         // datafusion-cli's REPL drops the query on Ctrl-C, but only once the
         // CLIP call in progress returns; make that call stop at its next
         // forward pass. (With -f or -c, Ctrl-C ends the process as usual.)
@@ -140,10 +153,16 @@ async fn run(args: Args) -> Result<()> {
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)));
     }
+    // Every placeholder is filled before anything runs: a missing or
+    // misspelt parameter fails at once, not after an hour of benchmark.
+    let params: BTreeMap<String, String> = args.params.into_iter().collect();
+    let mut used = BTreeSet::new();
+    let fill = |text: &str, used: &mut BTreeSet<String>, origin: &str| {
+        sql_params::substitute(text, &params, used)
+            .map_err(|e| DataFusionError::Configuration(format!("{origin}: {e}")))
+    };
+    let mut scripts = Vec::new();
     for file in &args.file {
-        // A file runs as one script that stops at its first failing
-        // statement, so a broken benchmark exits non-zero instead of
-        // printing an error and carrying on (datafusion-cli's `-f`).
         let text = std::fs::read_to_string(file)
             .map_err(|e| DataFusionError::Execution(format!("cannot read {file}: {e}")))?;
         let script: String = text
@@ -151,12 +170,25 @@ async fn run(args: Args) -> Result<()> {
             .filter(|line| !line.starts_with("#!"))
             .collect::<Vec<_>>()
             .join("\n");
+        scripts.push((file.clone(), fill(&script, &mut used, file)?));
+    }
+    let commands = args
+        .command
+        .iter()
+        .map(|c| fill(c, &mut used, "-c"))
+        .collect::<Result<Vec<String>>>()?;
+    sql_params::check_all_used(&params, &used).map_err(DataFusionError::Configuration)?;
+
+    for (file, script) in scripts {
+        // A file runs as one script that stops at its first failing
+        // statement, so a broken benchmark exits non-zero instead of
+        // printing an error and carrying on (datafusion-cli's `-f`).
         exec::exec_from_commands(&ctx, vec![script], &print_options)
             .await
             .map_err(|e| DataFusionError::Execution(format!("{file}: {e}")))?;
     }
-    if !args.command.is_empty() {
-        exec::exec_from_commands(&ctx, args.command, &print_options).await?;
+    if !commands.is_empty() {
+        exec::exec_from_commands(&ctx, commands, &print_options).await?;
     }
     Ok(())
 }
