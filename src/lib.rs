@@ -40,7 +40,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 pub use config::ClipOptions;
 
-/// Add the CLIP functions, `clip_models()`, the `IMAGEFOLDER` and `CIFAR` table formats
+/// Add the CLIP functions, `clip_models()`, the `IMAGEFOLDER`, `WEBDATASET` and `CIFAR` table formats
 /// and the `clip.*` settings to `ctx`. Settings already present (for
 /// example from [`session_config`]) are kept.
 pub fn register(ctx: &SessionContext) -> Result<()> {

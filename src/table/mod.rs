@@ -6,6 +6,9 @@ pub mod cifar_exec;
 pub mod imagefolder;
 pub mod imagefolder_exec;
 pub mod object_stores;
+pub mod tar_stream;
+pub mod webdataset;
+pub mod webdataset_exec;
 
 use std::sync::Arc;
 
@@ -15,8 +18,10 @@ pub use cifar::{CifarFactory, CifarTable, CifarVariant};
 pub use cifar_exec::CifarExec;
 pub use imagefolder::{ImageFolderFactory, ImageFolderTable};
 pub use imagefolder_exec::ImageFolderExec;
+pub use webdataset::{WebDatasetFactory, WebDatasetTable};
+pub use webdataset_exec::WebDatasetExec;
 
-/// Register the `STORED AS` formats (`IMAGEFOLDER`, `CIFAR`) on `ctx`.
+/// Register the `STORED AS` formats (`IMAGEFOLDER`, `WEBDATASET`, `CIFAR`) on `ctx`.
 pub fn register_table_formats(ctx: &SessionContext) {
     let state = ctx.state_ref();
     let mut state = state.write();
@@ -26,4 +31,7 @@ pub fn register_table_formats(ctx: &SessionContext) {
     state
         .table_factories_mut()
         .insert("CIFAR".to_string(), Arc::new(CifarFactory));
+    state
+        .table_factories_mut()
+        .insert("WEBDATASET".to_string(), Arc::new(WebDatasetFactory));
 }

@@ -1,0 +1,389 @@
+//! The scan of a WEBDATASET table: shards split into contiguous groups, one
+//! per partition; each partition streams its shards member by member
+//! ([`TarStream`]), groups members into samples by key and emits batches of
+//! `batch_rows` samples. Memory is one batch and one member, whatever the
+//! shard size.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use datafusion::arrow::array::{
+    ArrayRef, BinaryBuilder, Int32Builder, RecordBatch, RecordBatchOptions, StringBuilder,
+};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{Result, internal_err};
+use datafusion::error::DataFusionError;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{
+    Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+};
+use futures::stream::BoxStream;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use super::tar_stream::TarStream;
+use super::webdataset::{
+    IMAGE_EXTENSIONS, extra_column_name, is_fixed_extension, split_member_name, webdataset_schema,
+};
+
+/// One tar shard of the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shard {
+    /// Object-store path.
+    pub location: String,
+    /// How messages name it (the path or URL as written).
+    pub name: String,
+}
+
+/// Physical scan of WebDataset shards.
+#[derive(Debug, Clone)]
+pub struct WebDatasetExec {
+    store_url: ObjectStoreUrl,
+    /// Shards per partition.
+    groups: Vec<Vec<Shard>>,
+    extras: BTreeSet<String>,
+    /// Indices into the table schema.
+    projection: Vec<usize>,
+    batch_rows: usize,
+    /// Rows each partition needs at most (a LIMIT pushed into the scan).
+    limit: Option<usize>,
+    skip_unreadable: bool,
+    schema: SchemaRef,
+    properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl WebDatasetExec {
+    #[allow(clippy::too_many_arguments)]
+    pub fn try_new(
+        store_url: ObjectStoreUrl,
+        shards: Vec<Shard>,
+        extras: BTreeSet<String>,
+        projection: Vec<usize>,
+        target_partitions: usize,
+        batch_rows: usize,
+        limit: Option<usize>,
+        skip_unreadable: bool,
+    ) -> Result<Self> {
+        let schema = Arc::new(webdataset_schema(&extras).project(&projection)?);
+        let per_group = shards.len().div_ceil(target_partitions.max(1)).max(1);
+        let groups: Vec<Vec<Shard>> = shards.chunks(per_group).map(<[Shard]>::to_vec).collect();
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&schema)),
+            Partitioning::UnknownPartitioning(groups.len().max(1)),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ));
+        Ok(Self {
+            store_url,
+            groups,
+            extras,
+            projection,
+            batch_rows: batch_rows.max(1),
+            limit,
+            skip_unreadable,
+            schema,
+            properties,
+            metrics: ExecutionPlanMetricsSet::new(),
+        })
+    }
+}
+
+impl DisplayAs for WebDatasetExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let columns: Vec<&str> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        write!(
+            f,
+            "WebDatasetExec: store={}, shards={}, partitions={}, columns=[{}]{}",
+            self.store_url.as_str(),
+            self.groups.iter().map(Vec::len).sum::<usize>(),
+            self.groups.len(),
+            columns.join(", "),
+            if self.skip_unreadable {
+                ", skip_unreadable"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+impl ExecutionPlan for WebDatasetExec {
+    fn name(&self) -> &str {
+        "WebDatasetExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        Vec::new()
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if children.is_empty() {
+            Ok(self)
+        } else {
+            internal_err!("WebDatasetExec has no children")
+        }
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let shards = match self.groups.get(partition) {
+            Some(shards) => shards.clone(),
+            None if self.groups.is_empty() => Vec::new(),
+            None => return internal_err!("WebDatasetExec has no partition {partition}"),
+        };
+        let reader = SampleReader {
+            store: context.runtime_env().object_store(&self.store_url)?,
+            shards,
+            next_shard: 0,
+            current: None,
+            pending: None,
+            extras: self.extras.clone(),
+            table_schema: webdataset_schema(&self.extras),
+            projection: self.projection.clone(),
+            schema: Arc::clone(&self.schema),
+            batch_rows: self.batch_rows,
+            rows_left: self.limit.unwrap_or(usize::MAX),
+            skip_unreadable: self.skip_unreadable,
+            unreadable: MetricBuilder::new(&self.metrics).counter("unreadable_shards", partition),
+        };
+        let stream = futures::stream::try_unfold(reader, |mut reader| async move {
+            Ok(reader.next_batch().await?.map(|batch| (batch, reader)))
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.schema),
+            stream,
+        )))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+}
+
+/// The members of one sample.
+#[derive(Debug, Default)]
+struct Sample {
+    key: String,
+    label: Option<i32>,
+    image: Option<Bytes>,
+    extras: BTreeMap<String, Bytes>,
+}
+
+type ShardStream = TarStream<BoxStream<'static, object_store::Result<Bytes>>>;
+
+/// A partition's position in its shards.
+struct SampleReader {
+    store: Arc<dyn ObjectStore>,
+    shards: Vec<Shard>,
+    next_shard: usize,
+    /// The shard being read and its index.
+    current: Option<(usize, ShardStream)>,
+    /// The sample being assembled (its members so far).
+    pending: Option<Sample>,
+    extras: BTreeSet<String>,
+    table_schema: SchemaRef,
+    projection: Vec<usize>,
+    schema: SchemaRef,
+    batch_rows: usize,
+    rows_left: usize,
+    skip_unreadable: bool,
+    unreadable: Count,
+}
+
+impl SampleReader {
+    async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        let mut samples = Vec::new();
+        while samples.len() < self.batch_rows.min(self.rows_left) {
+            match self.next_sample().await? {
+                Some(sample) => samples.push(sample),
+                None => break,
+            }
+        }
+        if samples.is_empty() {
+            return Ok(None);
+        }
+        self.rows_left -= samples.len();
+        self.build(&samples).map(Some)
+    }
+
+    /// The next complete sample across this partition's shards.
+    async fn next_sample(&mut self) -> Result<Option<Sample>> {
+        loop {
+            if self.current.is_none() {
+                let Some(shard) = self.shards.get(self.next_shard) else {
+                    return Ok(self.pending.take());
+                };
+                let index = self.next_shard;
+                self.next_shard += 1;
+                match self.store.get(&Path::from(shard.location.as_str())).await {
+                    Ok(result) => {
+                        self.current = Some((index, TarStream::new(result.into_stream())));
+                    }
+                    Err(e) => {
+                        self.shard_failed(index, &e.to_string())?;
+                        continue;
+                    }
+                }
+            }
+            let Some((index, tar)) = self.current.as_mut() else {
+                continue;
+            };
+            let index = *index;
+            match tar.next_member().await {
+                Ok(Some(member)) => {
+                    let Some((key, ext)) = split_member_name(&member.name) else {
+                        continue;
+                    };
+                    let finished = match &self.pending {
+                        Some(p) if p.key != key => self.pending.take(),
+                        _ => None,
+                    };
+                    let sample = self.pending.get_or_insert_with(|| Sample {
+                        key: key.to_string(),
+                        ..Sample::default()
+                    });
+                    add_member(sample, &ext, member.data, &self.shards[index].name)?;
+                    if finished.is_some() {
+                        return Ok(finished);
+                    }
+                }
+                Ok(None) => {
+                    // A sample never spans shards.
+                    self.current = None;
+                    if let Some(sample) = self.pending.take() {
+                        return Ok(Some(sample));
+                    }
+                }
+                Err(e) => {
+                    self.current = None;
+                    // What was read of a broken shard's last sample is incomplete.
+                    self.pending = None;
+                    self.shard_failed(index, &e)?;
+                }
+            }
+        }
+    }
+
+    /// A shard could not be read: an error naming it, or with
+    /// `skip_unreadable` a warning and a count.
+    fn shard_failed(&mut self, index: usize, reason: &str) -> Result<()> {
+        let name = &self.shards[index].name;
+        if self.skip_unreadable {
+            log::warn!("WEBDATASET: skipping the rest of shard {name}: {reason}");
+            self.unreadable.add(1);
+            Ok(())
+        } else {
+            Err(DataFusionError::Execution(format!(
+                "cannot read WebDataset shard {name}: {reason} (OPTIONS ('skip_unreadable' \
+                 'true') on the table skips such shards and counts them)"
+            )))
+        }
+    }
+
+    fn build(&self, samples: &[Sample]) -> Result<RecordBatch> {
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.projection.len());
+        for &column in &self.projection {
+            let field = self.table_schema.field(column);
+            columns.push(match field.name().as_str() {
+                "key" => {
+                    let mut b = StringBuilder::new();
+                    samples.iter().for_each(|s| b.append_value(&s.key));
+                    Arc::new(b.finish())
+                }
+                "label" => {
+                    let mut b = Int32Builder::new();
+                    samples.iter().for_each(|s| b.append_option(s.label));
+                    Arc::new(b.finish())
+                }
+                "image" => {
+                    let mut b = BinaryBuilder::new();
+                    samples
+                        .iter()
+                        .for_each(|s| b.append_option(s.image.as_ref()));
+                    Arc::new(b.finish())
+                }
+                name => {
+                    let Some(ext) = self.extras.iter().find(|e| extra_column_name(e) == name)
+                    else {
+                        return internal_err!("WEBDATASET has no column {name}");
+                    };
+                    if field.data_type() == &DataType::Utf8 {
+                        let mut b = StringBuilder::new();
+                        for s in samples {
+                            b.append_option(s.extras.get(ext).map(|v| String::from_utf8_lossy(v)));
+                        }
+                        Arc::new(b.finish())
+                    } else {
+                        let mut b = BinaryBuilder::new();
+                        samples
+                            .iter()
+                            .for_each(|s| b.append_option(s.extras.get(ext)));
+                        Arc::new(b.finish())
+                    }
+                }
+            });
+        }
+        let options = RecordBatchOptions::new().with_row_count(Some(samples.len()));
+        Ok(RecordBatch::try_new_with_options(
+            Arc::clone(&self.schema),
+            columns,
+            &options,
+        )?)
+    }
+}
+
+/// Put a member into its sample's column.
+fn add_member(sample: &mut Sample, ext: &str, data: Bytes, shard: &str) -> Result<()> {
+    if ext == "cls" {
+        let text = String::from_utf8_lossy(&data);
+        let label = text.trim().parse::<i32>().map_err(|_| {
+            DataFusionError::Execution(format!(
+                "sample '{}' of shard {shard}: its .cls holds '{}', not an integer label",
+                sample.key,
+                text.trim().chars().take(40).collect::<String>()
+            ))
+        })?;
+        sample.label = Some(label);
+    } else if IMAGE_EXTENSIONS.contains(&ext) {
+        // The first image member is the image; later ones are ignored.
+        if sample.image.is_none() {
+            sample.image = Some(data);
+        }
+    } else if !is_fixed_extension(ext) {
+        sample.extras.insert(ext.to_string(), data);
+    }
+    Ok(())
+}

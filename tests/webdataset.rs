@@ -1,0 +1,295 @@
+//! `STORED AS WEBDATASET`: tar shards written here with the `tar` crate in
+//! CLIP_benchmark's layout (`<key>.cls`, `<key>.webp|jpg|png`, extras),
+//! read back through SQL.
+
+mod common;
+
+use common::*;
+use datafusion::prelude::SessionContext;
+
+/// One sample: key and members (extension, bytes).
+type Sample = (String, Vec<(&'static str, Vec<u8>)>);
+
+fn shard(samples: &[Sample]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (key, members) in samples {
+        for (ext, data) in members {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder
+                .append_data(&mut header, format!("{key}.{ext}"), data.as_slice())
+                .unwrap();
+        }
+    }
+    builder.into_inner().unwrap()
+}
+
+/// Shard `s` of three: 4 samples each, labels `i % 3`, a caption, and one
+/// sample per shard stored as PNG instead of JPEG.
+fn sample(s: usize, i: usize) -> Sample {
+    let n = s * 4 + i;
+    let image: (&'static str, Vec<u8>) = if i == 3 {
+        ("png", png_bytes(40, 30, n as u32))
+    } else {
+        ("jpg", jpeg_bytes(40, 30, n as u32))
+    };
+    (
+        format!("s{n:04}"),
+        vec![
+            ("cls", format!("{}\n", n % 3).into_bytes()),
+            image,
+            ("txt", format!("caption {n}").into_bytes()),
+        ],
+    )
+}
+
+fn three_shards() -> tempfile::TempDir {
+    let files: Vec<(String, Vec<u8>)> = (0..3)
+        .map(|s| {
+            let samples: Vec<Sample> = (0..4).map(|i| sample(s, i)).collect();
+            (format!("test/{s}.tar"), shard(&samples))
+        })
+        .collect();
+    let mut all: Vec<(&str, Vec<u8>)> =
+        files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+    all.push(("classnames.txt", b"zero\none\ntwo\n".to_vec()));
+    folder(&all)
+}
+
+async fn rows(ctx: &SessionContext, sql: &str) -> Vec<Vec<String>> {
+    table_rows(&query_text(ctx, sql).await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_by_directory_brace_list_glob_and_file_give_the_same_samples() {
+    let dir = three_shards();
+    let root = dir.path().display();
+    let ctx = context();
+    query(&ctx, "SET clip.batch_size = 1").await.unwrap();
+    query(&ctx, "SET datafusion.execution.target_partitions = 2")
+        .await
+        .unwrap();
+    for (name, location) in [
+        ("by_dir", format!("{root}/test/")),
+        ("by_braces", format!("{root}/test/{{0..2}}.tar")),
+        ("by_glob", format!("{root}/test/*.tar")),
+    ] {
+        query(
+            &ctx,
+            &format!("CREATE EXTERNAL TABLE {name} STORED AS WEBDATASET LOCATION '{location}'"),
+        )
+        .await
+        .unwrap();
+        let got = rows(
+            &ctx,
+            &format!(
+                "SELECT key, label, txt, clip_image_error(image) IS NULL AS has_image FROM {name} ORDER BY key"
+            ),
+        )
+        .await;
+        assert_eq!(got.len(), 12, "{name}");
+        for (n, row) in got.iter().enumerate() {
+            assert_eq!(
+                row,
+                &[
+                    format!("s{n:04}"),
+                    (n % 3).to_string(),
+                    format!("caption {n}"),
+                    "true".to_string()
+                ],
+                "{name}"
+            );
+        }
+    }
+    query(
+        &ctx,
+        &format!("CREATE EXTERNAL TABLE one STORED AS WEBDATASET LOCATION '{root}/test/1.tar'"),
+    )
+    .await
+    .unwrap();
+    let got = rows(&ctx, "SELECT min(key), max(key), count(*) FROM one").await;
+    assert_eq!(got[0], ["s0004", "s0007", "4"]);
+
+    // The images are the bytes written, and the CLIP functions read them.
+    let got = rows(
+        &ctx,
+        &format!(
+            "SELECT count(clip_zero_shot('{}', image, ['zero', 'one', 'two'])) AS n FROM by_dir",
+            tiny_model()
+        ),
+    )
+    .await;
+    assert_eq!(got[0], ["12"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_members_are_null_and_bad_labels_name_the_sample() {
+    let samples: Vec<Sample> = vec![
+        ("a".into(), vec![("jpg", jpeg_bytes(20, 20, 1))]),
+        ("b".into(), vec![("cls", b"2".to_vec())]),
+        (
+            "c".into(),
+            vec![
+                ("cls", b"1".to_vec()),
+                ("webp", b"not really webp".to_vec()),
+            ],
+        ),
+    ];
+    let dir = folder(&[("x/0.tar", shard(&samples))]);
+    let ctx = context();
+    query(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE w STORED AS WEBDATASET LOCATION '{}/x/'",
+            dir.path().display()
+        ),
+    )
+    .await
+    .unwrap();
+    let got = rows(
+        &ctx,
+        "SELECT key, label, image IS NULL AS no_image, clip_image_error(image) IS NOT NULL AS bad \
+         FROM w ORDER BY key",
+    )
+    .await;
+    assert_eq!(got[0], ["a", "", "false", "false"]);
+    assert_eq!(got[1], ["b", "2", "true", "true"]);
+    assert_eq!(got[2], ["c", "1", "false", "true"]);
+
+    // With clip.on_error = 'error' the failing sample is named by its key.
+    query(&ctx, "SET clip.on_error = 'error'").await.unwrap();
+    let err = query(
+        &ctx,
+        &format!(
+            "SELECT clip_embed_image('{}', image) FROM w WHERE key = 'c'",
+            tiny_model()
+        ),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("image 'c'"), "{err}");
+
+    let bad = shard(&[("z".into(), vec![("cls", b"seven".to_vec())])]);
+    let dir2 = folder(&[("y/0.tar", bad)]);
+    query(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE bad STORED AS WEBDATASET LOCATION '{}/y/0.tar'",
+            dir2.path().display()
+        ),
+    )
+    .await
+    .unwrap();
+    let err = query(&ctx, "SELECT label FROM bad")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("sample 'z'") && err.contains("'seven'"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_shards_fail_naming_the_shard_or_are_skipped_and_counted() {
+    let good: Vec<Sample> = (0..4).map(|i| sample(0, i)).collect();
+    let mut truncated = shard(&(0..4).map(|i| sample(1, i)).collect::<Vec<_>>());
+    truncated.truncate(truncated.len() / 2);
+    let dir = folder(&[("t/0.tar", shard(&good)), ("t/1.tar", truncated)]);
+    let ctx = context();
+    let location = format!("{}/t/", dir.path().display());
+    query(
+        &ctx,
+        &format!("CREATE EXTERNAL TABLE strict STORED AS WEBDATASET LOCATION '{location}'"),
+    )
+    .await
+    .unwrap();
+    let err = query(&ctx, "SELECT count(*) FROM strict")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("1.tar") && err.contains("truncated"), "{err}");
+    assert!(err.contains("skip_unreadable"), "{err}");
+
+    query(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE lenient STORED AS WEBDATASET LOCATION '{location}' \
+             OPTIONS ('skip_unreadable' 'true')"
+        ),
+    )
+    .await
+    .unwrap();
+    let plan = ctx
+        .sql("SELECT count(*) AS n FROM lenient")
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    let batches = datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx())
+        .await
+        .unwrap();
+    let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+        .unwrap()
+        .to_string();
+    // The good shard's 4 samples and the complete samples before the cut.
+    let n: usize = table_rows(&text)[0][0].parse().unwrap();
+    assert!((4..8).contains(&n), "{text}");
+    let mut skipped = 0;
+    datafusion::physical_plan::accept(
+        plan.as_ref(),
+        &mut CountMetric("unreadable_shards", &mut skipped),
+    )
+    .unwrap();
+    assert_eq!(skipped, 1);
+
+    // Not tar at all, and no shards.
+    let dir2 = folder(&[
+        ("n/0.tar", b"hello, not a tar file".repeat(50)),
+        ("e/readme", vec![1]),
+    ]);
+    let err = query(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE nt STORED AS WEBDATASET LOCATION '{}/n/'",
+            dir2.path().display()
+        ),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("0.tar") && err.contains("checksum"), "{err}");
+    let err = query(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE none STORED AS WEBDATASET LOCATION '{}/e/'",
+            dir2.path().display()
+        ),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("no WebDataset shards"), "{err}");
+}
+
+struct CountMetric<'a>(&'static str, &'a mut usize);
+
+impl datafusion::physical_plan::ExecutionPlanVisitor for CountMetric<'_> {
+    type Error = datafusion::error::DataFusionError;
+    fn pre_visit(
+        &mut self,
+        plan: &dyn datafusion::physical_plan::ExecutionPlan,
+    ) -> Result<bool, Self::Error> {
+        if let Some(metrics) = plan.metrics() {
+            *self.1 += metrics
+                .sum_by_name(self.0)
+                .map(|v| v.as_usize())
+                .unwrap_or(0);
+        }
+        Ok(true)
+    }
+}
