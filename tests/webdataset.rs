@@ -276,6 +276,96 @@ async fn truncated_shards_fail_naming_the_shard_or_are_skipped_and_counted() {
     assert!(err.contains("no WebDataset shards"), "{err}");
 }
 
+/// A plain HTTP server for files (GET and HEAD), as a stand-in for a
+/// dataset hub: `/wds/<name>` serves `files[name]`, anything else is 404.
+fn serve_files(files: std::collections::HashMap<String, Vec<u8>>) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            if reader.read_line(&mut request).is_err() {
+                continue;
+            }
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            let mut parts = request.split_whitespace();
+            let method = parts.next().unwrap_or("");
+            let path = parts.next().unwrap_or("");
+            let Some(body) = path.strip_prefix("/wds/").and_then(|n| files.get(n)) else {
+                let _ = stream.write_all(
+                    b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+                continue;
+            };
+            let header = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nlast-modified: Thu, 26 Nov 2026 10:00:00 GMT\r\n\
+                 etag: \"{}\"\r\nconnection: close\r\n\r\n",
+                body.len(),
+                body.len()
+            );
+            let _ = stream.write_all(header.as_bytes());
+            if method == "GET" {
+                let _ = stream.write_all(body);
+            }
+        }
+    });
+    address
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_over_http_by_brace_list_and_a_missing_shard_named() {
+    let mut files = std::collections::HashMap::new();
+    for s in 0..2 {
+        let samples: Vec<Sample> = (0..4).map(|i| sample(s, i)).collect();
+        files.insert(format!("test/{s}.tar"), shard(&samples));
+    }
+    let address = serve_files(files);
+    let ctx = context();
+    query(
+        &ctx,
+        &format!("CREATE EXTERNAL TABLE remote STORED AS WEBDATASET LOCATION '{address}/wds/test/{{0..1}}.tar'"),
+    )
+    .await
+    .unwrap();
+    let got = rows(
+        &ctx,
+        "SELECT count(*), count(label), min(key), max(key), max(txt) FROM remote",
+    )
+    .await;
+    assert_eq!(got[0], ["8", "8", "s0000", "s0007", "caption 7"]);
+
+    // Shard 2 does not exist: the error names it; skipping counts it.
+    query(
+        &ctx,
+        &format!("CREATE EXTERNAL TABLE gap STORED AS WEBDATASET LOCATION '{address}/wds/test/{{0..2}}.tar'"),
+    )
+    .await
+    .unwrap();
+    let err = query(&ctx, "SELECT count(*) FROM gap")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("test/2.tar"), "{err}");
+    query(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE gap_ok STORED AS WEBDATASET LOCATION '{address}/wds/test/{{0..2}}.tar' \
+             OPTIONS ('skip_unreadable' 'true')"
+        ),
+    )
+    .await
+    .unwrap();
+    let got = rows(&ctx, "SELECT count(*) FROM gap_ok").await;
+    assert_eq!(got[0], ["8"]);
+}
+
 struct CountMetric<'a>(&'static str, &'a mut usize);
 
 impl datafusion::physical_plan::ExecutionPlanVisitor for CountMetric<'_> {

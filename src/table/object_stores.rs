@@ -35,9 +35,13 @@ fn store_for_url(url: &Url) -> Result<Arc<dyn ObjectStore>> {
     match scheme {
         "http" | "https" => {
             let base = format!("{scheme}://{}", url.authority());
+            // The user wrote http:// themselves: allow it (object_store
+            // refuses plain http unless told).
+            let client = object_store::ClientOptions::new().with_allow_http(scheme == "http");
             Ok(Arc::new(
                 object_store::http::HttpBuilder::new()
                     .with_url(base)
+                    .with_client_options(client)
                     .build()?,
             ))
         }
