@@ -320,14 +320,39 @@ fn serve_files(files: std::collections::HashMap<String, Vec<u8>>) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shards_over_http_by_brace_list_and_a_missing_shard_named() {
+async fn shards_over_http_by_count_file_or_brace_list_and_a_missing_shard_named() {
     let mut files = std::collections::HashMap::new();
     for s in 0..2 {
         let samples: Vec<Sample> = (0..4).map(|i| sample(s, i)).collect();
         files.insert(format!("test/{s}.tar"), shard(&samples));
     }
+    files.insert("test/nshards.txt".to_string(), b"2\n".to_vec());
     let address = serve_files(files);
     let ctx = context();
+    // CLIP_benchmark's layout: the directory's nshards.txt names the shards.
+    query(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE by_count STORED AS WEBDATASET LOCATION '{address}/wds/test/'"
+        ),
+    )
+    .await
+    .unwrap();
+    let got = rows(&ctx, "SELECT count(*), max(key) FROM by_count").await;
+    assert_eq!(got[0], ["8", "s0007"]);
+    let err = query(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE no_count STORED AS WEBDATASET LOCATION '{address}/wds/train/'"
+        ),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("nshards.txt") && err.contains("{0..9}.tar"),
+        "{err}"
+    );
     query(
         &ctx,
         &format!("CREATE EXTERNAL TABLE remote STORED AS WEBDATASET LOCATION '{address}/wds/test/{{0..1}}.tar'"),

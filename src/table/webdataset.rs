@@ -1,10 +1,10 @@
 //! `CREATE EXTERNAL TABLE t STORED AS WEBDATASET LOCATION '<shards>'`:
 //! WebDataset tar shards as a table, one row per sample.
 //!
-//! The location is a directory (every `.tar` under it), a glob
-//! (`shards/*.tar`), a brace list (`test/{0..12}.tar`, `{a,b}.tar`) or one
-//! `.tar`, local or a URL (`https://huggingface.co/datasets/clip-benchmark/
-//! wds_cifar10/resolve/main/test/{0..1}.tar` needs no listing). Members
+//! The location is a directory (every `.tar` under it; over http(s), which
+//! cannot list, the `0.tar .. n-1.tar` its `nshards.txt` announces, as in
+//! CLIP_benchmark's layout), a glob (`shards/*.tar`), a brace list
+//! (`test/{0..12}.tar`, `{a,b}.tar`) or one `.tar`, local or a URL. Members
 //! sharing a key (the path up to the first dot of the file name) form a
 //! sample: `key`, `label` (the integer in `.cls`, NULL when absent), `image`
 //! (the first `.jpg`/`.jpeg`/`.png`/`.webp`/... member) and one column per
@@ -229,6 +229,13 @@ async fn find_shards(state: &dyn Session, location: &str) -> Result<(ObjectStore
             });
             continue;
         }
+        let scheme = <ListingTableUrl as AsRef<url::Url>>::as_ref(&url).scheme();
+        if url.is_collection() && matches!(scheme, "http" | "https") {
+            // An http(s) directory cannot be listed: CLIP_benchmark's layout
+            // says how many shards it has in nshards.txt (0.tar .. n-1.tar).
+            shards.extend(shards_from_count_file(&store, &url, item).await?);
+            continue;
+        }
         let listed: Vec<object_store::ObjectMeta> = store
             .list(Some(url.prefix()))
             .try_collect()
@@ -250,6 +257,43 @@ async fn find_shards(state: &dyn Session, location: &str) -> Result<(ObjectStore
         return plan_err!("empty WEBDATASET location");
     };
     Ok((store_url, shards))
+}
+
+/// The shards `0.tar .. n-1.tar` of a directory whose `nshards.txt` says `n`.
+async fn shards_from_count_file(
+    store: &Arc<dyn object_store::ObjectStore>,
+    url: &ListingTableUrl,
+    item: &str,
+) -> Result<Vec<Shard>> {
+    let dir = url.prefix().to_string();
+    let count_path = Path::from(format!("{dir}/nshards.txt").trim_start_matches('/'));
+    let text = match store.get(&count_path).await {
+        Ok(result) => result.bytes().await.map_err(|e| {
+            DataFusionError::Execution(format!("cannot read {item}nshards.txt: {e}"))
+        })?,
+        Err(e) => {
+            return plan_err!(
+                "{item} cannot be listed over http(s) and has no readable nshards.txt ({e}); \
+                 name the shards instead, e.g. '{item}{{0..9}}.tar'"
+            );
+        }
+    };
+    let text = String::from_utf8_lossy(&text);
+    let Ok(count) = text.trim().parse::<usize>() else {
+        return plan_err!(
+            "{item}nshards.txt should hold the number of shards, got '{}'",
+            text.trim().chars().take(40).collect::<String>()
+        );
+    };
+    Ok((0..count)
+        .map(|i| {
+            let location = format!("{dir}/{i}.tar");
+            Shard {
+                location: location.trim_start_matches('/').to_string(),
+                name: format!("{item}{i}.tar"),
+            }
+        })
+        .collect())
 }
 
 /// Extensions other than the fixed columns' in the first samples of a shard.
