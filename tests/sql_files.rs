@@ -1,43 +1,12 @@
-//! The shipped SQL files, run offline by `clip-sql`: the CIFAR-10 benchmark
-//! against a local Parquet file in the Hugging Face layout and the tiny
-//! model, and a script that calls every function through the binary.
+//! The shipped example SQL files and `--param`, run offline by `clip-sql`,
+//! and a script that calls every function through the binary. (The
+//! benchmark files: tests/benchmark_files.rs.)
 
 mod common;
 
 use std::process::Command;
-use std::sync::Arc;
 
 use common::*;
-use datafusion::arrow::array::{BinaryArray, Int64Array, RecordBatch, StringArray, StructArray};
-use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema};
-
-const CIFAR10_URL: &str = "https://huggingface.co/datasets/uoft-cs/cifar10/resolve/main/plain_text/test-00000-of-00001.parquet";
-
-/// A stand-in for the CIFAR-10 test Parquet: `img` struct<bytes, path> of
-/// 32x32 PNGs and `label` 0..9, `per_class` images per class.
-async fn cifar10_standin(path: &std::path::Path, per_class: usize) {
-    let image_fields = Fields::from(vec![
-        Field::new("bytes", DataType::Binary, true),
-        Field::new("path", DataType::Utf8, true),
-    ]);
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("img", DataType::Struct(image_fields.clone()), true),
-        Field::new("label", DataType::Int64, true),
-    ]));
-    let n = 10 * per_class;
-    let bytes = BinaryArray::from_iter_values((0..n as u32).map(|i| png_bytes(32, 32, i)));
-    let paths = StringArray::from_iter_values((0..n).map(|i| format!("{i}.png")));
-    let img =
-        StructArray::try_new(image_fields, vec![Arc::new(bytes), Arc::new(paths)], None).unwrap();
-    let labels = Int64Array::from_iter_values((0..n as i64).map(|i| i % 10));
-    let batch = RecordBatch::try_new(schema, vec![Arc::new(img), Arc::new(labels)]).unwrap();
-    let ctx = datafusion::prelude::SessionContext::new();
-    ctx.read_batch(batch)
-        .unwrap()
-        .write_parquet(path.to_str().unwrap(), Default::default(), None)
-        .await
-        .unwrap();
-}
 
 fn run_clip_sql(file: &std::path::Path) -> (String, String, bool) {
     run_clip_sql_with(file, &[])
@@ -55,71 +24,6 @@ fn run_clip_sql_with(file: &std::path::Path, extra: &[&str]) -> (String, String,
         String::from_utf8_lossy(&out.stderr).into_owned(),
         out.status.success(),
     )
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cifar10_benchmark_file_runs_end_to_end_on_a_local_standin() {
-    let dir = tempfile::tempdir().unwrap();
-    let parquet = dir.path().join("test-00000-of-00001.parquet");
-    cifar10_standin(&parquet, 3).await;
-    let file = std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/sql/benchmarks/cifar10.sql"
-    ));
-    let sql = std::fs::read_to_string(file).unwrap();
-    assert!(
-        sql.contains(&format!("'${{data:-{CIFAR10_URL}}}'")),
-        "by default the benchmark reads the Hugging Face file"
-    );
-    assert!(sql.contains("'${model:-ViT-B/32}'"));
-    // The file itself, pointed elsewhere from the command line.
-    let data = format!("data={}", parquet.display());
-    let model = format!("model={}", tiny_model());
-    let (stdout, stderr, ok) = run_clip_sql_with(file, &["--param", &data, "--param", &model]);
-    assert!(ok, "{stderr}");
-    let lines: Vec<&str> = stdout.lines().collect();
-    let summary = lines
-        .iter()
-        .position(|l| *l == "model,dataset,split,n,n_failed,acc1,acc5")
-        .expect(&stdout);
-    let cells: Vec<&str> = lines[summary + 1].split(',').collect();
-    assert_eq!(&cells[1..5], ["cifar10", "test", "30", "0"], "{stdout}");
-    let acc1: f64 = cells[5].parse().unwrap();
-    let acc5: f64 = cells[6].parse().unwrap();
-    assert!(
-        (0.0..=100.0).contains(&acc1) && acc1 <= acc5 && acc5 <= 100.0,
-        "{stdout}"
-    );
-    let per_class = lines
-        .iter()
-        .position(|l| *l == "class,n,acc1")
-        .expect(&stdout);
-    let classes: Vec<&str> = lines[per_class + 1..]
-        .iter()
-        .map(|l| l.split(',').next().unwrap())
-        .collect();
-    assert_eq!(
-        classes,
-        [
-            "airplane",
-            "automobile",
-            "bird",
-            "cat",
-            "deer",
-            "dog",
-            "frog",
-            "horse",
-            "ship",
-            "truck"
-        ],
-        "{stdout}"
-    );
-    assert!(
-        lines[per_class + 1..]
-            .iter()
-            .all(|l| l.split(',').nth(1) == Some("3")),
-        "{stdout}"
-    );
 }
 
 #[test]

@@ -7,25 +7,6 @@ mod common;
 use common::*;
 use datafusion::prelude::SessionContext;
 
-/// One sample: key and members (extension, bytes).
-type Sample = (String, Vec<(&'static str, Vec<u8>)>);
-
-fn shard(samples: &[Sample]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (key, members) in samples {
-        for (ext, data) in members {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(data.len() as u64);
-            header.set_mode(0o644);
-            header.set_cksum();
-            builder
-                .append_data(&mut header, format!("{key}.{ext}"), data.as_slice())
-                .unwrap();
-        }
-    }
-    builder.into_inner().unwrap()
-}
-
 /// Shard `s` of three: 4 samples each, labels `i % 3`, a caption, and one
 /// sample per shard stored as PNG instead of JPEG.
 fn sample(s: usize, i: usize) -> Sample {
@@ -49,7 +30,7 @@ fn three_shards() -> tempfile::TempDir {
     let files: Vec<(String, Vec<u8>)> = (0..3)
         .map(|s| {
             let samples: Vec<Sample> = (0..4).map(|i| sample(s, i)).collect();
-            (format!("test/{s}.tar"), shard(&samples))
+            (format!("test/{s}.tar"), webdataset_shard(&samples))
         })
         .collect();
     let mut all: Vec<(&str, Vec<u8>)> =
@@ -137,7 +118,7 @@ async fn missing_members_are_null_and_bad_labels_name_the_sample() {
             ],
         ),
     ];
-    let dir = folder(&[("x/0.tar", shard(&samples))]);
+    let dir = folder(&[("x/0.tar", webdataset_shard(&samples))]);
     let ctx = context();
     query(
         &ctx,
@@ -172,7 +153,7 @@ async fn missing_members_are_null_and_bad_labels_name_the_sample() {
     .to_string();
     assert!(err.contains("image 'c'"), "{err}");
 
-    let bad = shard(&[("z".into(), vec![("cls", b"seven".to_vec())])]);
+    let bad = webdataset_shard(&[("z".into(), vec![("cls", b"seven".to_vec())])]);
     let dir2 = folder(&[("y/0.tar", bad)]);
     query(
         &ctx,
@@ -196,9 +177,9 @@ async fn missing_members_are_null_and_bad_labels_name_the_sample() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truncated_shards_fail_naming_the_shard_or_are_skipped_and_counted() {
     let good: Vec<Sample> = (0..4).map(|i| sample(0, i)).collect();
-    let mut truncated = shard(&(0..4).map(|i| sample(1, i)).collect::<Vec<_>>());
+    let mut truncated = webdataset_shard(&(0..4).map(|i| sample(1, i)).collect::<Vec<_>>());
     truncated.truncate(truncated.len() / 2);
-    let dir = folder(&[("t/0.tar", shard(&good)), ("t/1.tar", truncated)]);
+    let dir = folder(&[("t/0.tar", webdataset_shard(&good)), ("t/1.tar", truncated)]);
     let ctx = context();
     let location = format!("{}/t/", dir.path().display());
     query(
@@ -324,7 +305,7 @@ async fn shards_over_http_by_count_file_or_brace_list_and_a_missing_shard_named(
     let mut files = std::collections::HashMap::new();
     for s in 0..2 {
         let samples: Vec<Sample> = (0..4).map(|i| sample(s, i)).collect();
-        files.insert(format!("test/{s}.tar"), shard(&samples));
+        files.insert(format!("test/{s}.tar"), webdataset_shard(&samples));
     }
     files.insert("test/nshards.txt".to_string(), b"2\n".to_vec());
     let address = serve_files(files);

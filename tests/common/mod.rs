@@ -153,3 +153,23 @@ pub fn max_abs_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
         .to_scalar::<f32>()
         .unwrap()
 }
+
+/// One WebDataset sample: key and members (extension, bytes).
+pub type Sample = (String, Vec<(&'static str, Vec<u8>)>);
+
+/// A WebDataset tar shard of `samples`, written with the `tar` crate.
+pub fn webdataset_shard(samples: &[Sample]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (key, members) in samples {
+        for (ext, data) in members {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder
+                .append_data(&mut header, format!("{key}.{ext}"), data.as_slice())
+                .unwrap();
+        }
+    }
+    builder.into_inner().unwrap()
+}
