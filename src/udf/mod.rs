@@ -1,19 +1,21 @@
 //! The SQL functions, one per file. This module only declares and registers.
 
 pub mod args;
+pub mod array_argmax;
 pub mod clip_models;
 pub mod cosine_similarity;
 pub mod embed_image;
 pub mod embed_text;
 pub mod image_arg;
 pub mod image_error;
+pub mod weighted_avg_list;
 pub mod zero_shot;
 pub mod zero_shot_probs;
 mod zero_shot_rows;
 
 use std::sync::Arc;
 
-use datafusion::logical_expr::ScalarUDF;
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::SessionContext;
 
 use crate::config::ClipOptions;
@@ -27,13 +29,18 @@ pub fn scalar_functions(options: &ClipOptions) -> Vec<ScalarUDF> {
         ScalarUDF::new_from_impl(zero_shot_probs::ClipZeroShotProbs::new(options.clone())),
         ScalarUDF::new_from_impl(cosine_similarity::CosineSimilarity::new()),
         ScalarUDF::new_from_impl(image_error::ClipImageError::new()),
+        ScalarUDF::new_from_impl(array_argmax::ArrayArgmax::new()),
     ]
 }
 
-/// Register the scalar functions and `clip_models()` on `ctx`.
+/// Register the scalar functions, the `weighted_avg_list` aggregate and
+/// `clip_models()` on `ctx`.
 pub fn register_functions(ctx: &SessionContext, options: &ClipOptions) {
     for udf in scalar_functions(options) {
         ctx.register_udf(udf);
     }
+    ctx.register_udaf(AggregateUDF::new_from_impl(
+        weighted_avg_list::WeightedAvgList::new(),
+    ));
     ctx.register_udtf("clip_models", Arc::new(clip_models::ClipModelsFunction));
 }
