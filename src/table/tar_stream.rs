@@ -89,8 +89,11 @@ where
                     long_name.clone().unwrap_or_else(|| header_name(&header))
                 ));
             }
-            let data = self.buffer.split_to(padded).freeze().slice(..size);
-            self.offset += padded as u64;
+            // Copied out rather than split off: a split-off member would pin
+            // the buffer's whole allocation for as long as the row lives,
+            // and the buffer would have to grow anew for the next member.
+            let data = Bytes::copy_from_slice(&self.buffer[..size]);
+            self.consume(padded);
             match typeflag {
                 b'L' => {
                     // GNU long name: the data is the next member's path.

@@ -267,6 +267,7 @@ impl SampleReader {
                     let Some((key, ext)) = split_member_name(&member.name) else {
                         continue;
                     };
+                    let wanted = self.wanted(&ext);
                     let finished = match &self.pending {
                         Some(p) if p.key != key => self.pending.take(),
                         _ => None,
@@ -275,7 +276,9 @@ impl SampleReader {
                         key: key.to_string(),
                         ..Sample::default()
                     });
-                    add_member(sample, &ext, member.data, &self.shards[index].name)?;
+                    if wanted {
+                        add_member(sample, &ext, member.data, &self.shards[index].name)?;
+                    }
                     if finished.is_some() {
                         return Ok(finished);
                     }
@@ -295,6 +298,21 @@ impl SampleReader {
                 }
             }
         }
+    }
+
+    /// Whether a member's column is read by the query: the bytes of the
+    /// others are dropped as they stream past.
+    fn wanted(&self, ext: &str) -> bool {
+        let column = if ext == "cls" {
+            "label".to_string()
+        } else if IMAGE_EXTENSIONS.contains(&ext) {
+            "image".to_string()
+        } else {
+            extra_column_name(ext)
+        };
+        self.projection
+            .iter()
+            .any(|&i| self.table_schema.field(i).name() == &column)
     }
 
     /// A shard could not be read: an error naming it, or with
