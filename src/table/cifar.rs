@@ -27,7 +27,7 @@ use object_store::ObjectStoreExt;
 
 use super::cifar_exec::{CifarExec, CifarFile};
 use super::object_stores::ensure_object_store;
-use crate::config::ClipOptions;
+use super::scan_settings::scan_batch_rows;
 
 /// Which of the two datasets a table holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -282,9 +282,7 @@ impl TableProvider for CifarTable {
                 name: file.name,
             });
         }
-        let options = ClipOptions::from_config(state.config_options());
-        let execution = &state.config_options().execution;
-        let batch_rows = (options.batch_size * 4).clamp(1, usize::from(execution.batch_size));
+        let batch_rows = scan_batch_rows(state);
         let projection = projection
             .cloned()
             .unwrap_or_else(|| (0..self.schema.fields().len()).collect());
@@ -293,7 +291,7 @@ impl TableProvider for CifarTable {
             self.variant,
             files,
             projection,
-            execution.target_partitions,
+            state.config_options().execution.target_partitions,
             batch_rows,
             limit,
         )?))

@@ -30,6 +30,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 use super::cifar::{CIFAR100_COARSE_CLASSES, CifarVariant, cifar_schema};
+use super::scan_settings::column_list;
 
 /// One batch file of a CIFAR table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,12 +141,6 @@ fn plan_ranges(
 
 impl DisplayAs for CifarExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        let columns: Vec<&str> = self
-            .schema
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect();
         write!(
             f,
             "CifarExec: store={}, files={}, records={}, partitions={}, columns=[{}]",
@@ -153,7 +148,7 @@ impl DisplayAs for CifarExec {
             self.files.len(),
             self.record_count(),
             self.partitions.len(),
-            columns.join(", ")
+            column_list(&self.schema)
         )
     }
 }

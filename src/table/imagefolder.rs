@@ -28,7 +28,7 @@ use futures::TryStreamExt;
 
 use super::imagefolder_exec::{ImageFile, ImageFolderExec};
 use super::object_stores::ensure_object_store;
-use crate::config::ClipOptions;
+use super::scan_settings::{scan_batch_rows, skip_unreadable_option};
 
 /// File extensions read as images (lower case).
 pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"];
@@ -54,29 +54,11 @@ impl TableProviderFactory for ImageFolderFactory {
         state: &dyn Session,
         cmd: &CreateExternalTable,
     ) -> Result<Arc<dyn TableProvider>> {
-        let mut skip_unreadable = false;
-        for (key, value) in &cmd.options {
-            // DataFusion prefixes options written without a namespace with `format.`.
-            match key.strip_prefix("format.").unwrap_or(key) {
-                "skip_unreadable" => {
-                    skip_unreadable = match value.trim().to_ascii_lowercase().as_str() {
-                        "true" => true,
-                        "false" => false,
-                        _ => {
-                            return plan_err!(
-                                "IMAGEFOLDER option 'skip_unreadable' must be 'true' or 'false', got '{value}'"
-                            );
-                        }
-                    }
-                }
-                other => {
-                    return plan_err!(
-                        "unknown IMAGEFOLDER option '{other}'; the one option is 'skip_unreadable' \
-                         ('true': a file that cannot be read gives a row with a NULL image)"
-                    );
-                }
-            }
-        }
+        let skip_unreadable = skip_unreadable_option(
+            "IMAGEFOLDER",
+            cmd,
+            "a file that cannot be read gives a row with a NULL image",
+        )?;
         if !cmd.schema.fields().is_empty() {
             let given: Vec<&str> = cmd
                 .schema
@@ -220,12 +202,8 @@ impl TableProvider for ImageFolderTable {
         if let Some(limit) = limit {
             files.truncate(limit);
         }
-        let options = ClipOptions::from_config(state.config_options());
-        // Several forward passes per batch, so decoding of one pass can
-        // overlap the next; bounded by DataFusion's own batch size.
-        let execution = &state.config_options().execution;
-        let batch_rows = (options.batch_size * 4).clamp(1, usize::from(execution.batch_size));
-        let partitions = execution.target_partitions;
+        let batch_rows = scan_batch_rows(state);
+        let partitions = state.config_options().execution.target_partitions;
         let projection = projection
             .cloned()
             .unwrap_or_else(|| (0..self.schema.fields().len()).collect());

@@ -29,6 +29,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 use super::imagefolder::imagefolder_schema;
+use super::scan_settings::column_list;
 
 /// Files fetched at once per partition: enough to hide object-store
 /// latency, few enough to keep memory to a handful of images.
@@ -125,19 +126,13 @@ fn split_into_groups(files: Vec<ImageFile>, partitions: usize) -> Vec<Vec<ImageF
 
 impl DisplayAs for ImageFolderExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        let columns: Vec<&str> = self
-            .schema
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect();
         write!(
             f,
             "ImageFolderExec: store={}, files={}, partitions={}, columns=[{}]{}",
             self.store_url.as_str(),
             self.file_count(),
             self.groups.len(),
-            columns.join(", "),
+            column_list(&self.schema),
             if self.skip_unreadable {
                 ", skip_unreadable"
             } else {

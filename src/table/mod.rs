@@ -6,6 +6,7 @@ pub mod cifar_exec;
 pub mod imagefolder;
 pub mod imagefolder_exec;
 pub mod object_stores;
+pub mod scan_settings;
 pub mod tar_stream;
 pub mod webdataset;
 pub mod webdataset_exec;

@@ -29,9 +29,9 @@ use object_store::ObjectStoreExt;
 use object_store::path::Path;
 
 use super::object_stores::ensure_object_store;
+use super::scan_settings::{scan_batch_rows, skip_unreadable_option};
 use super::tar_stream::TarStream;
 use super::webdataset_exec::{Shard, WebDatasetExec};
-use crate::config::ClipOptions;
 
 /// Extensions that make the `image` column, in order of preference.
 pub const IMAGE_EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"];
@@ -87,28 +87,11 @@ impl TableProviderFactory for WebDatasetFactory {
         state: &dyn Session,
         cmd: &CreateExternalTable,
     ) -> Result<Arc<dyn TableProvider>> {
-        let mut skip_unreadable = false;
-        for (key, value) in &cmd.options {
-            match key.strip_prefix("format.").unwrap_or(key) {
-                "skip_unreadable" => {
-                    skip_unreadable = match value.trim().to_ascii_lowercase().as_str() {
-                        "true" => true,
-                        "false" => false,
-                        _ => {
-                            return plan_err!(
-                                "WEBDATASET option 'skip_unreadable' must be 'true' or 'false', got '{value}'"
-                            );
-                        }
-                    }
-                }
-                other => {
-                    return plan_err!(
-                        "unknown WEBDATASET option '{other}'; the one option is 'skip_unreadable' \
-                         ('true': a shard that cannot be read is skipped and counted)"
-                    );
-                }
-            }
-        }
+        let skip_unreadable = skip_unreadable_option(
+            "WEBDATASET",
+            cmd,
+            "a shard that cannot be read is skipped and counted",
+        )?;
         if !cmd.schema.fields().is_empty() {
             return plan_err!(
                 "WEBDATASET tables take their columns from the shards' members; leave the column list out"
@@ -344,9 +327,7 @@ impl TableProvider for WebDatasetTable {
         _filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let options = ClipOptions::from_config(state.config_options());
-        let execution = &state.config_options().execution;
-        let batch_rows = (options.batch_size * 4).clamp(1, usize::from(execution.batch_size));
+        let batch_rows = scan_batch_rows(state);
         let projection = projection
             .cloned()
             .unwrap_or_else(|| (0..self.schema.fields().len()).collect());
@@ -355,7 +336,7 @@ impl TableProvider for WebDatasetTable {
             self.shards.clone(),
             self.extras.clone(),
             projection,
-            execution.target_partitions,
+            state.config_options().execution.target_partitions,
             batch_rows,
             limit,
             self.skip_unreadable,

@@ -31,6 +31,7 @@ use futures::stream::BoxStream;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
+use super::scan_settings::column_list;
 use super::tar_stream::TarStream;
 use super::webdataset::{
     IMAGE_EXTENSIONS, extra_column_name, is_fixed_extension, split_member_name, webdataset_schema,
@@ -101,19 +102,13 @@ impl WebDatasetExec {
 
 impl DisplayAs for WebDatasetExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        let columns: Vec<&str> = self
-            .schema
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect();
         write!(
             f,
             "WebDatasetExec: store={}, shards={}, partitions={}, columns=[{}]{}",
             self.store_url.as_str(),
             self.groups.iter().map(Vec::len).sum::<usize>(),
             self.groups.len(),
-            columns.join(", "),
+            column_list(&self.schema),
             if self.skip_unreadable {
                 ", skip_unreadable"
             } else {
@@ -164,6 +159,12 @@ impl ExecutionPlan for WebDatasetExec {
             None if self.groups.is_empty() => Vec::new(),
             None => return internal_err!("WebDatasetExec has no partition {partition}"),
         };
+        let table_schema = webdataset_schema(&self.extras);
+        let read_columns = self
+            .projection
+            .iter()
+            .map(|&i| table_schema.field(i).name().clone())
+            .collect();
         let reader = SampleReader {
             store: context.runtime_env().object_store(&self.store_url)?,
             shards,
@@ -171,8 +172,9 @@ impl ExecutionPlan for WebDatasetExec {
             current: None,
             pending: None,
             extras: self.extras.clone(),
-            table_schema: webdataset_schema(&self.extras),
+            table_schema,
             projection: self.projection.clone(),
+            read_columns,
             schema: Arc::clone(&self.schema),
             batch_rows: self.batch_rows,
             rows_left: self.limit.unwrap_or(usize::MAX),
@@ -216,6 +218,8 @@ struct SampleReader {
     extras: BTreeSet<String>,
     table_schema: SchemaRef,
     projection: Vec<usize>,
+    /// Names of the projected columns: members of other columns are dropped.
+    read_columns: BTreeSet<String>,
     schema: SchemaRef,
     batch_rows: usize,
     rows_left: usize,
@@ -310,9 +314,7 @@ impl SampleReader {
         } else {
             extra_column_name(ext)
         };
-        self.projection
-            .iter()
-            .any(|&i| self.table_schema.field(i).name() == &column)
+        self.read_columns.contains(&column)
     }
 
     /// A shard could not be read: an error naming it, or with

@@ -173,3 +173,23 @@ pub fn webdataset_shard(samples: &[Sample]) -> Vec<u8> {
     }
     builder.into_inner().unwrap()
 }
+
+/// The sum of metric `name` over every node of an executed plan.
+pub fn metric_sum(plan: &dyn datafusion::physical_plan::ExecutionPlan, name: &str) -> usize {
+    struct Sum<'a>(&'a str, usize);
+    impl datafusion::physical_plan::ExecutionPlanVisitor for Sum<'_> {
+        type Error = datafusion::error::DataFusionError;
+        fn pre_visit(
+            &mut self,
+            plan: &dyn datafusion::physical_plan::ExecutionPlan,
+        ) -> Result<bool, Self::Error> {
+            if let Some(metrics) = plan.metrics() {
+                self.1 += metrics.sum_by_name(self.0).map_or(0, |v| v.as_usize());
+            }
+            Ok(true)
+        }
+    }
+    let mut sum = Sum(name, 0);
+    datafusion::physical_plan::accept(plan, &mut sum).unwrap();
+    sum.1
+}
