@@ -5,6 +5,7 @@
 //! ```sh
 //! cargo run --release --example make_random_model -- /tmp/tiny-clip tiny
 //! cargo run --release --example make_random_model -- /tmp/vit-b-32-random ViT-B/32
+//! cargo run --release --example make_random_model -- /tmp/tiny-b tiny 2   # another seed
 //! clip-sql -c "SELECT clip_embed_text('/tmp/tiny-clip', 'a photo of a cat')"
 //! ```
 
@@ -18,9 +19,17 @@ fn main() {
         args.next().unwrap_or_else(|| "tiny".to_string()),
     ) else {
         eprintln!(
-            "usage: make_random_model <dir> [tiny|ViT-B/32|ViT-B/16|ViT-L/14|ViT-L/14@336px]"
+            "usage: make_random_model <dir> [tiny|ViT-B/32|ViT-B/16|ViT-L/14|ViT-L/14@336px] [seed]"
         );
         std::process::exit(2);
+    };
+    let seed = match args.next().map(|s| s.parse::<u64>()) {
+        None => 0,
+        Some(Ok(seed)) => seed,
+        Some(Err(_)) => {
+            eprintln!("the seed must be a whole number");
+            std::process::exit(2);
+        }
     };
     let config = match shape.as_str() {
         "tiny" => ClipConfig::tiny(),
@@ -35,7 +44,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if let Err(e) = write_random_model(std::path::Path::new(&dir), &config, 0) {
+    if let Err(e) = write_random_model(std::path::Path::new(&dir), &config, seed) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }

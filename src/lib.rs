@@ -32,6 +32,8 @@ pub mod config;
 pub mod engine;
 pub mod model;
 pub mod sql_params;
+#[cfg(feature = "suite")]
+pub mod suite;
 pub mod table;
 pub mod udf;
 

@@ -365,3 +365,168 @@ async fn shards_over_http_by_count_file_or_brace_list_and_a_missing_shard_named(
     let got = rows(&ctx, "SELECT count(*) FROM gap_ok").await;
     assert_eq!(got[0], ["8"]);
 }
+
+/// A local file system that counts the bytes its readers have pulled.
+#[derive(Debug)]
+struct CountingStore {
+    inner: object_store::local::LocalFileSystem,
+    pulled: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl std::fmt::Display for CountingStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CountingStore({})", self.inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl object_store::ObjectStore for CountingStore {
+    async fn put_opts(
+        &self,
+        location: &object_store::path::Path,
+        payload: object_store::PutPayload,
+        opts: object_store::PutOptions,
+    ) -> object_store::Result<object_store::PutResult> {
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &object_store::path::Path,
+        opts: object_store::PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &object_store::path::Path,
+        options: object_store::GetOptions,
+    ) -> object_store::Result<object_store::GetResult> {
+        use futures::StreamExt;
+        let result = self.inner.get_opts(location, options).await?;
+        let (meta, range, attributes) = (
+            result.meta.clone(),
+            result.range.clone(),
+            result.attributes.clone(),
+        );
+        let pulled = self.pulled.clone();
+        let stream = result.into_stream().map(move |chunk| {
+            if let Ok(bytes) = &chunk {
+                pulled.fetch_add(bytes.len(), std::sync::atomic::Ordering::SeqCst);
+            }
+            chunk
+        });
+        Ok(object_store::GetResult {
+            payload: object_store::GetResultPayload::Stream(stream.boxed()),
+            meta,
+            range,
+            attributes,
+        })
+    }
+
+    fn delete_stream(
+        &self,
+        locations: futures::stream::BoxStream<
+            'static,
+            object_store::Result<object_store::path::Path>,
+        >,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::path::Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> object_store::Result<object_store::ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &object_store::path::Path,
+        to: &object_store::path::Path,
+        options: object_store::CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_far_larger_than_a_batch_is_streamed_not_read_whole() {
+    use futures::StreamExt;
+    // 48 samples of 1 MiB each: a 48 MiB shard.
+    const MEMBER: usize = 1 << 20;
+    let samples: Vec<Sample> = (0..48u32)
+        .map(|i| {
+            (
+                format!("{i:04}"),
+                vec![
+                    ("cls", (i % 3).to_string().into_bytes()),
+                    ("bin", vec![i as u8; MEMBER]),
+                ],
+            )
+        })
+        .collect();
+    let shard = webdataset_shard(&samples);
+    let shard_size = shard.len();
+    let dir = folder(&[("big/0.tar", shard)]);
+
+    let ctx = context();
+    let pulled = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    ctx.runtime_env().register_object_store(
+        &url::Url::parse("file://").unwrap(),
+        std::sync::Arc::new(CountingStore {
+            inner: object_store::local::LocalFileSystem::new(),
+            pulled: pulled.clone(),
+        }),
+    );
+    query(&ctx, "SET datafusion.execution.batch_size = 4")
+        .await
+        .unwrap();
+    query(&ctx, "SET datafusion.execution.target_partitions = 1")
+        .await
+        .unwrap();
+    query(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE big STORED AS WEBDATASET LOCATION '{}/big/'",
+            dir.path().display()
+        ),
+    )
+    .await
+    .unwrap();
+    // Creating the table read the first samples for the schema.
+    pulled.store(0, std::sync::atomic::Ordering::SeqCst);
+    let mut stream = ctx
+        .sql("SELECT key, label, bin FROM big")
+        .await
+        .unwrap()
+        .execute_stream()
+        .await
+        .unwrap();
+    let first = stream.next().await.unwrap().unwrap();
+    assert_eq!(first.num_rows(), 4);
+    let read_for_first_batch = pulled.load(std::sync::atomic::Ordering::SeqCst);
+    // The first 4 samples are 4 MiB; the reader is at most a sample and a
+    // read chunk ahead, nowhere near the 48 MiB shard.
+    assert!(
+        read_for_first_batch < 8 * MEMBER,
+        "{read_for_first_batch} of {shard_size} bytes read before the first batch"
+    );
+    let mut rows = first.num_rows();
+    while let Some(batch) = stream.next().await {
+        let batch = batch.unwrap();
+        assert!(batch.num_rows() <= 4);
+        rows += batch.num_rows();
+    }
+    assert_eq!(rows, 48);
+    assert!(pulled.load(std::sync::atomic::Ordering::SeqCst) >= shard_size - 1024);
+}

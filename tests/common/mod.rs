@@ -193,3 +193,46 @@ pub fn metric_sum(plan: &dyn datafusion::physical_plan::ExecutionPlan, name: &st
     datafusion::physical_plan::accept(plan, &mut sum).unwrap();
     sum.1
 }
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// The datasets of `sql/benchmarks/datasets.csv`, in its order.
+pub fn benchmark_datasets() -> Vec<String> {
+    std::fs::read_to_string(format!("{ROOT}/sql/benchmarks/datasets.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|line| line.split(',').next().unwrap().to_string())
+        .collect()
+}
+
+/// How many classes `sql/data/classnames/<slug>.csv` lists.
+pub fn class_count(slug: &str) -> usize {
+    std::fs::read_to_string(format!("{ROOT}/sql/data/classnames/{slug}.csv"))
+        .unwrap()
+        .lines()
+        .count()
+        - 1
+}
+
+/// Stand-in shards for a benchmark: two shards of three 32x32 samples
+/// (keys 000000..000005), labels 0, `classes - 1` and 1 in each.
+pub fn standin_shards(dir: &Path, classes: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    for s in 0..2u32 {
+        let samples: Vec<Sample> = (0..3u32)
+            .map(|i| {
+                let n = s * 3 + i;
+                let label = [0, classes - 1, 1 % classes][i as usize];
+                (
+                    format!("{n:06}"),
+                    vec![
+                        ("cls", label.to_string().into_bytes()),
+                        ("webp", encode(&rgb_image(32, 32, n), ImageFormat::WebP)),
+                    ],
+                )
+            })
+            .collect();
+        std::fs::write(dir.join(format!("{s}.tar")), webdataset_shard(&samples)).unwrap();
+    }
+}

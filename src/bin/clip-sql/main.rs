@@ -13,7 +13,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
+mod suite_command;
+
+use clap::{Parser, Subcommand};
 use datafusion::config::ConfigOptions;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -31,9 +33,13 @@ use datafusion_clip::{ClipOptions, sql_params};
     about = "SQL over image tables with CLIP functions (DataFusion + candle)",
     long_about = "SQL over image tables with CLIP functions.\n\n\
         Without -c or -f, starts an interactive shell.\n\
-        Example: clip-sql -f sql/benchmarks/cifar10.sql --param model=RN50"
+        Example: clip-sql -f sql/benchmarks/cifar10.sql --param model=RN50",
+    args_conflicts_with_subcommands = true
 )]
 struct Args {
+    #[command(subcommand)]
+    subcommand: Option<Command>,
+
     /// Execute the given SQL statement(s), then exit.
     #[arg(short = 'c', long, num_args = 0.., value_parser = parse_command)]
     command: Vec<String>,
@@ -64,6 +70,13 @@ struct Args {
     params: Vec<(String, String)>,
 }
 
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the benchmark files for several models; write predictions,
+    /// the seed's tables, CLIP_benchmark JSON results and charts.
+    Suite(suite_command::SuiteArgs),
+}
+
 fn parse_command(command: &str) -> std::result::Result<String, String> {
     if command.trim().is_empty() {
         Err("-c needs a non-empty SQL statement".to_string())
@@ -92,7 +105,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
+    let result = match args.subcommand {
+        Some(Command::Suite(suite)) => runtime.block_on(run_suite(suite)),
+        None => runtime.block_on(run(args)),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("Error: {e}");
@@ -101,12 +118,34 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args) -> Result<()> {
+/// The settings every session starts from: DataFusion's from the
+/// environment, plus `clip.*`.
+fn base_options() -> Result<ConfigOptions> {
     let mut options = ConfigOptions::from_env()?;
     // As datafusion-cli: show NULL as NULL rather than as an empty cell.
     options.format.null = "NULL".to_string();
     options.extensions.insert(ClipOptions::default());
-    let config = SessionConfig::from(options).with_information_schema(true);
+    Ok(options)
+}
+
+async fn run_suite(args: suite_command::SuiteArgs) -> Result<()> {
+    let suite = args.options().map_err(DataFusionError::Configuration)?;
+    let mut options = base_options()?;
+    for (key, value) in &args.settings {
+        options.set(key, value)?;
+    }
+    let config = SessionConfig::from(options);
+    let runtime_env = RuntimeEnvBuilder::new().build_arc()?;
+    if !args.quiet && std::io::stderr().is_terminal() {
+        datafusion_clip::engine::progress::spawn_stderr_reporter(Duration::from_millis(250));
+    }
+    let context = datafusion_clip::suite::context_factory(config, runtime_env);
+    datafusion_clip::suite::run_suite(&suite, context.as_ref()).await?;
+    Ok(())
+}
+
+async fn run(args: Args) -> Result<()> {
+    let config = SessionConfig::from(base_options()?).with_information_schema(true);
 
     // datafusion-cli's print options report object-store activity through
     // this registry; it is also where stores for table locations go.
