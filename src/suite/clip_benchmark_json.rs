@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
+use super::file_name_part;
 use crate::model::registry::find_known;
 
 /// One (model, dataset) row of the report's `metrics` table.
@@ -75,22 +76,11 @@ pub fn result_file_name(metrics: &Metrics, clip_benchmark_dataset: &str) -> Stri
         .strip_prefix("wds/")
         .unwrap_or(clip_benchmark_dataset)
         .replace('/', "_");
-    let safe = |s: &str| -> String {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "-_.@".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect()
-    };
     format!(
         "{}_{}_{}_en_zeroshot_classification.json",
-        safe(&dataset),
-        safe(&pretrained),
-        safe(&model)
+        file_name_part(&dataset),
+        file_name_part(&pretrained),
+        file_name_part(&model)
     )
 }
 

@@ -120,7 +120,13 @@ pub fn model_file_name(model: &str) -> String {
     } else {
         model.trim_start_matches("hf:").to_string()
     };
-    name.chars()
+    file_name_part(&name)
+}
+
+/// `text` with every character but letters, digits and `-_.@` made `-`,
+/// to be part of a file name.
+pub fn file_name_part(text: &str) -> String {
+    text.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "-_.@".contains(c) {
                 c
@@ -354,6 +360,30 @@ pub async fn run_suite(options: &SuiteOptions, context: &ContextFactory) -> Resu
 
     let ctx = context()?;
     let tables_text = run_report(options, &ctx).await?;
+    let members = collect_sql(
+        &ctx,
+        "SELECT model FROM ensemble_weights ORDER BY weight DESC",
+    )
+    .await?;
+    let ensembled = collect_sql(&ctx, "SELECT count(*) FROM ensemble").await?;
+    if ensembled.iter().all(|b| {
+        b.num_rows() == 0
+            || b.column(0)
+                .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                .value(0)
+                == 0
+    }) {
+        let names: Vec<String> = members
+            .iter()
+            .map(|b| text_column(b, 0))
+            .collect::<Result<Vec<_>>>()?
+            .concat();
+        eprintln!(
+            "No ensemble: no dataset has predictions from all of its members ({}); \
+             name members that ran with --ensemble model=weight,...",
+            names.join(", ")
+        );
+    }
     let matrix = accuracy_matrix(&ctx, &plan.catalogue, &options.models, out).await?;
     print!("{matrix}");
     let tables_text = tables_text + &matrix;
