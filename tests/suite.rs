@@ -473,3 +473,70 @@ async fn the_reports_sql_gives_hand_computed_values() {
         ]
     );
 }
+
+#[test]
+fn a_failed_run_is_reported_and_never_replaced_by_an_earlier_result() {
+    let work = tempfile::tempdir().unwrap();
+    let (cifar10, mnist) = (work.path().join("cifar10"), work.path().join("mnist"));
+    standin_shards(&cifar10, class_count("cifar10"));
+    standin_shards(&mnist, class_count("mnist"));
+    let out = work.path().join("results");
+    let run = |mnist_data: &Path, extra: &[&str]| {
+        let out = out.display().to_string();
+        let benchmarks = format!("{ROOT}/sql/benchmarks");
+        let sqldata = format!("{ROOT}/sql/data");
+        let (c, m) = (
+            format!("cifar10={}/", cifar10.display()),
+            format!("mnist={}/", mnist_data.display()),
+        );
+        let model = tiny_model();
+        let mut args = vec![
+            "suite",
+            "--models",
+            &model,
+            "--datasets",
+            "cifar10,mnist",
+            "--out",
+            &out,
+            "--benchmarks",
+            &benchmarks,
+            "--sqldata",
+            &sqldata,
+            "--data",
+            &c,
+            "--data",
+            &m,
+        ];
+        args.extend(extra);
+        clip_sql(&args)
+    };
+    let first = run(&mnist, &[]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let datasets =
+        |rows: Vec<Vec<String>>| rows[1..].iter().map(|r| r[1].clone()).collect::<Vec<_>>();
+    assert_eq!(
+        datasets(csv_rows(&out.join("tables/accuracy.csv"))),
+        ["cifar10", "mnist"]
+    );
+
+    // MNIST's shards are gone: its run fails, CIFAR-10's still reports,
+    // and the first suite's MNIST figures do not stand in for the failure.
+    let again = run(&work.path().join("gone"), &["--overwrite"]);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success());
+    assert!(stderr.contains("1 of 2 runs failed (mnist × "), "{stderr}");
+    assert_eq!(
+        datasets(csv_rows(&out.join("tables/accuracy.csv"))),
+        ["cifar10"]
+    );
+    let runs = std::fs::read_to_string(out.join("runs.csv")).unwrap();
+    assert!(
+        runs.lines()
+            .any(|l| l.contains(",mnist,,") && l.contains(",failed,")),
+        "{runs}"
+    );
+}

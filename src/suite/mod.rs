@@ -315,6 +315,13 @@ pub async fn run_suite(options: &SuiteOptions, context: &ContextFactory) -> Resu
                 });
                 continue;
             }
+            // Results of an earlier suite for this run go first: if the
+            // run fails, the report must not show them as this suite's.
+            for stale in [file, probabilities_file(out, &dataset.slug, model)] {
+                if stale.exists() {
+                    std::fs::remove_file(&stale).map_err(|e| io_error(&stale, e))?;
+                }
+            }
             eprintln!("[{step}/{total}] {} × {model} ...", dataset.slug);
             let started = Instant::now();
             let result = run_benchmark(options, context, dataset, model).await;
