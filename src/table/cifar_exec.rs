@@ -17,12 +17,9 @@ use datafusion::common::{Result, Statistics, internal_err};
 use datafusion::error::DataFusionError;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
-};
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::StreamExt;
 use image::ImageEncoder;
 use image::codecs::png::PngEncoder;
@@ -30,7 +27,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 use super::cifar::{CIFAR100_COARSE_CLASSES, CifarVariant, cifar_schema};
-use super::scan_settings::column_list;
+use super::scan_settings::{column_list, leaf_with_new_children, partition_group, scan_properties};
 
 /// One batch file of a CIFAR table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,12 +75,7 @@ impl CifarExec {
     ) -> Result<Self> {
         let schema = Arc::new(cifar_schema(variant).project(&projection)?);
         let partitions = plan_ranges(&files, target_partitions, batch_rows.max(1), limit);
-        let properties = Arc::new(PlanProperties::new(
-            EquivalenceProperties::new(Arc::clone(&schema)),
-            Partitioning::UnknownPartitioning(partitions.len().max(1)),
-            EmissionType::Incremental,
-            Boundedness::Bounded,
-        ));
+        let properties = scan_properties(&schema, partitions.len());
         Ok(Self {
             store_url,
             variant,
@@ -177,11 +169,7 @@ impl ExecutionPlan for CifarExec {
         self: Arc<Self>,
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        if children.is_empty() {
-            Ok(self)
-        } else {
-            internal_err!("CifarExec has no children")
-        }
+        leaf_with_new_children(self, children)
     }
 
     fn execute(
@@ -189,11 +177,7 @@ impl ExecutionPlan for CifarExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let ranges = match self.partitions.get(partition) {
-            Some(ranges) => ranges.clone(),
-            None if self.partitions.is_empty() => Vec::new(),
-            None => return internal_err!("CifarExec has no partition {partition}"),
-        };
+        let ranges = partition_group(&self.partitions, partition, "CifarExec")?;
         let store = context.runtime_env().object_store(&self.store_url)?;
         let schema = Arc::clone(&self.schema);
         let reader = Arc::new(BatchReader {

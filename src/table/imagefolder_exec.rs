@@ -15,21 +15,18 @@ use datafusion::common::{Result, Statistics, internal_err};
 use datafusion::error::DataFusionError;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::metrics::{
     Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
 };
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
-};
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 use super::imagefolder::imagefolder_schema;
-use super::scan_settings::column_list;
+use super::scan_settings::{column_list, leaf_with_new_children, partition_group, scan_properties};
 
 /// Files fetched at once per partition: enough to hide object-store
 /// latency, few enough to keep memory to a handful of images.
@@ -73,12 +70,7 @@ impl ImageFolderExec {
     ) -> Result<Self> {
         let schema = Arc::new(imagefolder_schema().project(&projection)?);
         let groups = split_into_groups(files, target_partitions);
-        let properties = Arc::new(PlanProperties::new(
-            EquivalenceProperties::new(Arc::clone(&schema)),
-            Partitioning::UnknownPartitioning(groups.len().max(1)),
-            EmissionType::Incremental,
-            Boundedness::Bounded,
-        ));
+        let properties = scan_properties(&schema, groups.len());
         Ok(Self {
             store_url,
             groups,
@@ -166,11 +158,7 @@ impl ExecutionPlan for ImageFolderExec {
         self: Arc<Self>,
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        if children.is_empty() {
-            Ok(self)
-        } else {
-            internal_err!("ImageFolderExec has no children")
-        }
+        leaf_with_new_children(self, children)
     }
 
     fn execute(
@@ -178,11 +166,7 @@ impl ExecutionPlan for ImageFolderExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let files = match self.groups.get(partition) {
-            Some(files) => files.clone(),
-            None if self.groups.is_empty() => Vec::new(),
-            None => return internal_err!("ImageFolderExec has no partition {partition}"),
-        };
+        let files = partition_group(&self.groups, partition, "ImageFolderExec")?;
         let store = context.runtime_env().object_store(&self.store_url)?;
         let schema = Arc::clone(&self.schema);
         let projection = self.projection.clone();

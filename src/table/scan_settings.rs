@@ -1,10 +1,17 @@
 //! What the image tables' scans share: how many rows a batch holds, the
-//! `skip_unreadable` table option, and the column list their plans show.
+//! `skip_unreadable` table option, the column list their plans show, and
+//! the parts of a leaf `ExecutionPlan` that do not depend on the format
+//! (its properties, its partitions' work, having no children).
 
-use datafusion::arrow::datatypes::Schema;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::catalog::Session;
-use datafusion::common::{Result, plan_err};
+use datafusion::common::{Result, internal_err, plan_err};
 use datafusion::logical_expr::CreateExternalTable;
+use datafusion::physical_expr::EquivalenceProperties;
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::{ExecutionPlan, Partitioning, PlanProperties};
 
 use crate::config::ClipOptions;
 
@@ -58,4 +65,41 @@ pub fn column_list(schema: &Schema) -> String {
         .map(|f| f.name().as_str())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Properties of a scan of `partitions` groups (at least one partition,
+/// empty when there is nothing to read), emitting batches as it reads.
+pub fn scan_properties(schema: &SchemaRef, partitions: usize) -> Arc<PlanProperties> {
+    Arc::new(PlanProperties::new(
+        EquivalenceProperties::new(Arc::clone(schema)),
+        Partitioning::UnknownPartitioning(partitions.max(1)),
+        EmissionType::Incremental,
+        Boundedness::Bounded,
+    ))
+}
+
+/// The work of `partition` of a scan planned as `groups`: nothing for the
+/// one partition of a scan with no groups, an internal error past the end.
+pub fn partition_group<T: Clone>(
+    groups: &[Vec<T>],
+    partition: usize,
+    plan: &str,
+) -> Result<Vec<T>> {
+    match groups.get(partition) {
+        Some(group) => Ok(group.clone()),
+        None if groups.is_empty() => Ok(Vec::new()),
+        None => internal_err!("{plan} has no partition {partition}"),
+    }
+}
+
+/// `ExecutionPlan::with_new_children` of a scan, which has no children.
+pub fn leaf_with_new_children(
+    plan: Arc<dyn ExecutionPlan>,
+    children: Vec<Arc<dyn ExecutionPlan>>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    if children.is_empty() {
+        Ok(plan)
+    } else {
+        internal_err!("{} has no children", plan.name())
+    }
 }

@@ -18,20 +18,17 @@ use datafusion::common::{Result, internal_err};
 use datafusion::error::DataFusionError;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::metrics::{
     Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
 };
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
-};
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::stream::BoxStream;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
-use super::scan_settings::column_list;
+use super::scan_settings::{column_list, leaf_with_new_children, partition_group, scan_properties};
 use super::tar_stream::TarStream;
 use super::webdataset::{
     IMAGE_EXTENSIONS, extra_column_name, is_fixed_extension, split_member_name, webdataset_schema,
@@ -79,12 +76,7 @@ impl WebDatasetExec {
         let schema = Arc::new(webdataset_schema(&extras).project(&projection)?);
         let per_group = shards.len().div_ceil(target_partitions.max(1)).max(1);
         let groups: Vec<Vec<Shard>> = shards.chunks(per_group).map(<[Shard]>::to_vec).collect();
-        let properties = Arc::new(PlanProperties::new(
-            EquivalenceProperties::new(Arc::clone(&schema)),
-            Partitioning::UnknownPartitioning(groups.len().max(1)),
-            EmissionType::Incremental,
-            Boundedness::Bounded,
-        ));
+        let properties = scan_properties(&schema, groups.len());
         Ok(Self {
             store_url,
             groups,
@@ -142,11 +134,7 @@ impl ExecutionPlan for WebDatasetExec {
         self: Arc<Self>,
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        if children.is_empty() {
-            Ok(self)
-        } else {
-            internal_err!("WebDatasetExec has no children")
-        }
+        leaf_with_new_children(self, children)
     }
 
     fn execute(
@@ -154,11 +142,7 @@ impl ExecutionPlan for WebDatasetExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let shards = match self.groups.get(partition) {
-            Some(shards) => shards.clone(),
-            None if self.groups.is_empty() => Vec::new(),
-            None => return internal_err!("WebDatasetExec has no partition {partition}"),
-        };
+        let shards = partition_group(&self.groups, partition, "WebDatasetExec")?;
         let table_schema = webdataset_schema(&self.extras);
         let read_columns = self
             .projection
