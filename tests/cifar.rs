@@ -7,26 +7,6 @@ use common::*;
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::Int32Type;
 
-/// The pixels of record `seed` as CIFAR stores them: R, G and B planes.
-fn planes(seed: u32) -> Vec<u8> {
-    let img = rgb_image(32, 32, seed).to_rgb8();
-    let mut out = vec![0u8; 3 * 1024];
-    for (i, px) in img.pixels().enumerate() {
-        for c in 0..3 {
-            out[c * 1024 + i] = px.0[c];
-        }
-    }
-    out
-}
-
-/// A CIFAR-10 batch file: (label, seed) per record.
-fn cifar10_batch(records: &[(u8, u32)]) -> Vec<u8> {
-    records
-        .iter()
-        .flat_map(|&(label, seed)| std::iter::once(label).chain(planes(seed)))
-        .collect()
-}
-
 /// A CIFAR-100 batch file: (coarse, fine, seed) per record.
 fn cifar100_batch(records: &[(u8, u8, u32)]) -> Vec<u8> {
     records

@@ -30,7 +30,7 @@ use super::object_stores::ensure_object_store;
 use super::scan_settings::scan_batch_rows;
 
 /// Which of the two datasets a table holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum CifarVariant {
     Cifar10,
     Cifar100,
@@ -143,6 +143,13 @@ impl TableProviderFactory for CifarFactory {
     }
 }
 
+/// What a [`CifarTable`] is made of.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CifarTableParts {
+    pub root: String,
+    pub variant: CifarVariant,
+}
+
 /// A set of CIFAR binary batches.
 #[derive(Debug, Clone)]
 pub struct CifarTable {
@@ -158,6 +165,24 @@ impl CifarTable {
 
     pub fn variant(&self) -> CifarVariant {
         self.variant
+    }
+
+    /// What the table is made of, to rebuild it in another process with
+    /// [`Self::from_parts`] (`super::codec`); its files are listed when it
+    /// is scanned.
+    pub fn to_parts(&self) -> CifarTableParts {
+        CifarTableParts {
+            root: self.root.as_str().to_string(),
+            variant: self.variant,
+        }
+    }
+
+    pub fn from_parts(parts: CifarTableParts) -> Result<Self> {
+        Ok(Self {
+            root: ListingTableUrl::parse(&parts.root)?,
+            variant: parts.variant,
+            schema: cifar_schema(parts.variant),
+        })
     }
 }
 

@@ -25,12 +25,13 @@ use image::ImageEncoder;
 use image::codecs::png::PngEncoder;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
+use serde::{Deserialize, Serialize};
 
 use super::cifar::{CIFAR100_COARSE_CLASSES, CifarVariant, cifar_schema};
 use super::scan_settings::{column_list, leaf_with_new_children, partition_group, scan_properties};
 
 /// One batch file of a CIFAR table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CifarFile {
     /// Object-store path.
     pub location: String,
@@ -42,8 +43,8 @@ pub struct CifarFile {
 }
 
 /// Records `first .. first + count` of one file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct RecordRange {
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordRange {
     file: usize,
     first: usize,
     count: usize,
@@ -63,6 +64,18 @@ pub struct CifarExec {
     properties: Arc<PlanProperties>,
 }
 
+/// What a [`CifarExec`] is made of: plain data, so that the plan can be
+/// sent to another process (`super::codec`) and rebuilt there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CifarScanParts {
+    pub store_url: String,
+    pub variant: CifarVariant,
+    pub files: Vec<CifarFile>,
+    /// Per partition: the record ranges it reads.
+    pub partitions: Vec<Vec<RecordRange>>,
+    pub projection: Vec<usize>,
+}
+
 impl CifarExec {
     pub fn try_new(
         store_url: ObjectStoreUrl,
@@ -73,18 +86,53 @@ impl CifarExec {
         batch_rows: usize,
         limit: Option<usize>,
     ) -> Result<Self> {
-        let schema = Arc::new(cifar_schema(variant).project(&projection)?);
         let partitions = plan_ranges(&files, target_partitions, batch_rows.max(1), limit);
-        let properties = scan_properties(&schema, partitions.len());
-        Ok(Self {
-            store_url,
+        Self::from_parts(CifarScanParts {
+            store_url: store_url.as_str().to_string(),
             variant,
             files,
             partitions,
             projection,
+        })
+    }
+
+    /// The scan `parts` describe, partitioned as they say. Ranges must
+    /// name files of `parts.files`.
+    pub fn from_parts(parts: CifarScanParts) -> Result<Self> {
+        if let Some(range) = parts
+            .partitions
+            .iter()
+            .flatten()
+            .find(|r| r.file >= parts.files.len())
+        {
+            return internal_err!(
+                "CifarExec: a record range names file {} of {}",
+                range.file,
+                parts.files.len()
+            );
+        }
+        let schema = Arc::new(cifar_schema(parts.variant).project(&parts.projection)?);
+        let properties = scan_properties(&schema, parts.partitions.len());
+        Ok(Self {
+            store_url: ObjectStoreUrl::parse(&parts.store_url)?,
+            variant: parts.variant,
+            files: parts.files,
+            partitions: parts.partitions,
+            projection: parts.projection,
             schema,
             properties,
         })
+    }
+
+    /// The data this scan is made of.
+    pub fn to_parts(&self) -> CifarScanParts {
+        CifarScanParts {
+            store_url: self.store_url.as_str().to_string(),
+            variant: self.variant,
+            files: self.files.clone(),
+            partitions: self.partitions.clone(),
+            projection: self.projection.clone(),
+        }
     }
 
     fn record_count(&self) -> usize {

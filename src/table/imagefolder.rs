@@ -94,6 +94,14 @@ impl TableProviderFactory for ImageFolderFactory {
     }
 }
 
+/// What an [`ImageFolderTable`] is made of (its files are listed when it
+/// is scanned).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ImageFolderTableParts {
+    pub root: String,
+    pub skip_unreadable: bool,
+}
+
 /// A directory tree of images.
 #[derive(Debug, Clone)]
 pub struct ImageFolderTable {
@@ -126,6 +134,19 @@ impl ImageFolderTable {
             skip_unreadable,
             ..self
         }
+    }
+
+    /// What the table is made of, to rebuild it in another process with
+    /// [`Self::from_parts`] (`super::codec`).
+    pub fn to_parts(&self) -> ImageFolderTableParts {
+        ImageFolderTableParts {
+            root: self.root.as_str().to_string(),
+            skip_unreadable: self.skip_unreadable,
+        }
+    }
+
+    pub fn from_parts(parts: ImageFolderTableParts) -> Result<Self> {
+        Ok(Self::try_new(&parts.root)?.with_skip_unreadable(parts.skip_unreadable))
     }
 
     /// The root URL.

@@ -24,6 +24,7 @@ use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Pla
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
+use serde::{Deserialize, Serialize};
 
 use super::imagefolder::imagefolder_schema;
 use super::scan_settings::{column_list, leaf_with_new_children, partition_group, scan_properties};
@@ -33,7 +34,7 @@ use super::scan_settings::{column_list, leaf_with_new_children, partition_group,
 const CONCURRENT_READS: usize = 8;
 
 /// One image file of the table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageFile {
     /// Object-store path.
     pub location: String,
@@ -60,6 +61,18 @@ pub struct ImageFolderExec {
     metrics: ExecutionPlanMetricsSet,
 }
 
+/// What an [`ImageFolderExec`] is made of: plain data, so that the plan
+/// can be sent to another process (`super::codec`) and rebuilt there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageFolderScanParts {
+    pub store_url: String,
+    /// Files per partition.
+    pub groups: Vec<Vec<ImageFile>>,
+    pub projection: Vec<usize>,
+    pub batch_rows: usize,
+    pub skip_unreadable: bool,
+}
+
 impl ImageFolderExec {
     pub fn try_new(
         store_url: ObjectStoreUrl,
@@ -68,19 +81,40 @@ impl ImageFolderExec {
         target_partitions: usize,
         batch_rows: usize,
     ) -> Result<Self> {
-        let schema = Arc::new(imagefolder_schema().project(&projection)?);
-        let groups = split_into_groups(files, target_partitions);
-        let properties = scan_properties(&schema, groups.len());
-        Ok(Self {
-            store_url,
-            groups,
+        Self::from_parts(ImageFolderScanParts {
+            store_url: store_url.as_str().to_string(),
+            groups: split_into_groups(files, target_partitions),
             projection,
-            batch_rows: batch_rows.max(1),
+            batch_rows,
             skip_unreadable: false,
+        })
+    }
+
+    /// The scan `parts` describe, partitioned as they say.
+    pub fn from_parts(parts: ImageFolderScanParts) -> Result<Self> {
+        let schema = Arc::new(imagefolder_schema().project(&parts.projection)?);
+        let properties = scan_properties(&schema, parts.groups.len());
+        Ok(Self {
+            store_url: ObjectStoreUrl::parse(&parts.store_url)?,
+            groups: parts.groups,
+            projection: parts.projection,
+            batch_rows: parts.batch_rows.max(1),
+            skip_unreadable: parts.skip_unreadable,
             schema,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
         })
+    }
+
+    /// The data this scan is made of.
+    pub fn to_parts(&self) -> ImageFolderScanParts {
+        ImageFolderScanParts {
+            store_url: self.store_url.as_str().to_string(),
+            groups: self.groups.clone(),
+            projection: self.projection.clone(),
+            batch_rows: self.batch_rows,
+            skip_unreadable: self.skip_unreadable,
+        }
     }
 
     /// Whether an unreadable file gives a row with a NULL image (and is

@@ -3,6 +3,7 @@
 
 pub mod cifar;
 pub mod cifar_exec;
+pub mod codec;
 pub mod imagefolder;
 pub mod imagefolder_exec;
 pub mod object_stores;

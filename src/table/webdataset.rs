@@ -109,6 +109,16 @@ impl TableProviderFactory for WebDatasetFactory {
     }
 }
 
+/// What a [`WebDatasetTable`] is made of.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WebDatasetTableParts {
+    pub location: String,
+    pub store_url: String,
+    pub shards: Vec<Shard>,
+    pub extras: BTreeSet<String>,
+    pub skip_unreadable: bool,
+}
+
 /// A set of WebDataset shards.
 #[derive(Debug, Clone)]
 pub struct WebDatasetTable {
@@ -146,6 +156,30 @@ impl WebDatasetTable {
 
     pub fn location(&self) -> &str {
         &self.location
+    }
+
+    /// What the table is made of, to rebuild it in another process with
+    /// [`Self::from_parts`] (`super::codec`) without listing the shards or
+    /// reading samples again.
+    pub fn to_parts(&self) -> WebDatasetTableParts {
+        WebDatasetTableParts {
+            location: self.location.clone(),
+            store_url: self.store_url.as_str().to_string(),
+            shards: self.shards.clone(),
+            extras: self.extras.clone(),
+            skip_unreadable: self.skip_unreadable,
+        }
+    }
+
+    pub fn from_parts(parts: WebDatasetTableParts) -> Result<Self> {
+        Ok(Self {
+            location: parts.location,
+            store_url: ObjectStoreUrl::parse(&parts.store_url)?,
+            schema: webdataset_schema(&parts.extras),
+            shards: parts.shards,
+            extras: parts.extras,
+            skip_unreadable: parts.skip_unreadable,
+        })
     }
 }
 

@@ -27,6 +27,7 @@ use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Pla
 use futures::stream::BoxStream;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
+use serde::{Deserialize, Serialize};
 
 use super::scan_settings::{column_list, leaf_with_new_children, partition_group, scan_properties};
 use super::tar_stream::TarStream;
@@ -35,7 +36,7 @@ use super::webdataset::{
 };
 
 /// One tar shard of the table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shard {
     /// Object-store path.
     pub location: String,
@@ -61,6 +62,20 @@ pub struct WebDatasetExec {
     metrics: ExecutionPlanMetricsSet,
 }
 
+/// What a [`WebDatasetExec`] is made of: plain data, so that the plan can
+/// be sent to another process (`super::codec`) and rebuilt there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebDatasetScanParts {
+    pub store_url: String,
+    /// Shards per partition.
+    pub groups: Vec<Vec<Shard>>,
+    pub extras: BTreeSet<String>,
+    pub projection: Vec<usize>,
+    pub batch_rows: usize,
+    pub limit: Option<usize>,
+    pub skip_unreadable: bool,
+}
+
 impl WebDatasetExec {
     #[allow(clippy::too_many_arguments)]
     pub fn try_new(
@@ -73,22 +88,47 @@ impl WebDatasetExec {
         limit: Option<usize>,
         skip_unreadable: bool,
     ) -> Result<Self> {
-        let schema = Arc::new(webdataset_schema(&extras).project(&projection)?);
         let per_group = shards.len().div_ceil(target_partitions.max(1)).max(1);
-        let groups: Vec<Vec<Shard>> = shards.chunks(per_group).map(<[Shard]>::to_vec).collect();
-        let properties = scan_properties(&schema, groups.len());
-        Ok(Self {
-            store_url,
-            groups,
+        Self::from_parts(WebDatasetScanParts {
+            store_url: store_url.as_str().to_string(),
+            groups: shards.chunks(per_group).map(<[Shard]>::to_vec).collect(),
             extras,
             projection,
-            batch_rows: batch_rows.max(1),
+            batch_rows,
             limit,
             skip_unreadable,
+        })
+    }
+
+    /// The scan `parts` describe, partitioned as they say.
+    pub fn from_parts(parts: WebDatasetScanParts) -> Result<Self> {
+        let schema = Arc::new(webdataset_schema(&parts.extras).project(&parts.projection)?);
+        let properties = scan_properties(&schema, parts.groups.len());
+        Ok(Self {
+            store_url: ObjectStoreUrl::parse(&parts.store_url)?,
+            groups: parts.groups,
+            extras: parts.extras,
+            projection: parts.projection,
+            batch_rows: parts.batch_rows.max(1),
+            limit: parts.limit,
+            skip_unreadable: parts.skip_unreadable,
             schema,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
         })
+    }
+
+    /// The data this scan is made of.
+    pub fn to_parts(&self) -> WebDatasetScanParts {
+        WebDatasetScanParts {
+            store_url: self.store_url.as_str().to_string(),
+            groups: self.groups.clone(),
+            extras: self.extras.clone(),
+            projection: self.projection.clone(),
+            batch_rows: self.batch_rows,
+            limit: self.limit,
+            skip_unreadable: self.skip_unreadable,
+        }
     }
 }
 

@@ -236,3 +236,23 @@ pub fn standin_shards(dir: &Path, classes: usize) {
         std::fs::write(dir.join(format!("{s}.tar")), webdataset_shard(&samples)).unwrap();
     }
 }
+
+/// The pixels of record `seed` as CIFAR stores them: R, G and B planes.
+pub fn planes(seed: u32) -> Vec<u8> {
+    let img = rgb_image(32, 32, seed).to_rgb8();
+    let mut out = vec![0u8; 3 * 1024];
+    for (i, px) in img.pixels().enumerate() {
+        for c in 0..3 {
+            out[c * 1024 + i] = px.0[c];
+        }
+    }
+    out
+}
+
+/// A CIFAR-10 batch file: (label, seed) per record.
+pub fn cifar10_batch(records: &[(u8, u32)]) -> Vec<u8> {
+    records
+        .iter()
+        .flat_map(|&(label, seed)| std::iter::once(label).chain(planes(seed)))
+        .collect()
+}
