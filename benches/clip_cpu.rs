@@ -1,7 +1,9 @@
 //! CPU throughput of the CLIP path, with random weights of the published shapes:
 //!
-//! - `decode_preprocess/one_core`: JPEG decode + PIL-exact resize + crop +
-//!   normalise of 500x375 JPEGs on a single rayon thread (images/s per core);
+//! - `decode_preprocess/one_core`: JPEG decode + PIL-exact resize + crop of
+//!   500x375 JPEGs to the 8-bit RGB the engine sends to the model thread
+//!   (normalisation happens there, on the device), on a single rayon
+//!   thread (images/s per core);
 //! - `vit_b32_image_encoder/batch32`, `rn50_image_encoder/batch32`,
 //!   `rn101_image_encoder/batch32`: each image tower alone on a
 //!   preprocessed batch of 32 (images/s, all cores);
@@ -99,7 +101,7 @@ fn decode_preprocess(c: &mut Criterion) {
         b.iter(|| {
             one_core.install(|| {
                 let refs: Vec<Option<&[u8]>> = images.iter().map(|i| Some(i.as_slice())).collect();
-                let out = pre.preprocess_batch(&refs);
+                let out = pre.resized_rgb_batch(&refs);
                 assert!(out.iter().all(Result::is_ok));
             })
         })

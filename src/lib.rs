@@ -28,6 +28,7 @@
 // may unwrap; code that ships may not.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod bench;
 pub mod config;
 pub mod engine;
 pub mod model;

@@ -144,3 +144,70 @@ fn missing_sql_file_is_reported() {
         stderr(&out)
     );
 }
+
+#[test]
+fn bench_writes_the_efficiency_table_and_the_end_to_end_split() {
+    let images = folder(&[
+        ("a/1.jpg", jpeg_bytes(500, 375, 1)),
+        ("a/2.jpg", jpeg_bytes(500, 375, 2)),
+        ("b/3.png", png_bytes(64, 48, 3)),
+    ]);
+    let out_dir = tempfile::tempdir().unwrap();
+    let model = tiny_model();
+    let out = clip_sql(&[
+        "bench",
+        "--models",
+        &model,
+        "--batch-sizes",
+        "1,2",
+        "--text-batch",
+        "4",
+        "--seconds",
+        "0.05",
+        "--images",
+        images.path().to_str().unwrap(),
+        "--output",
+        out_dir.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("latency ms") && text.contains("end to end"),
+        "{text}"
+    );
+
+    let table = std::fs::read_to_string(out_dir.path().join("efficiency.csv")).unwrap();
+    let rows: Vec<&str> = table.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "one row per batch size: {table}");
+    for row in rows {
+        let fields: Vec<&str> = row.split(',').collect();
+        assert_eq!(fields[1], "cpu");
+        assert!(fields[7].parse::<f64>().unwrap() > 0.0, "images/s in {row}");
+        assert!(
+            fields[9].parse::<f64>().unwrap() > 0.0,
+            "prompts/s in {row}"
+        );
+    }
+    let e2e = std::fs::read_to_string(out_dir.path().join("end_to_end.csv")).unwrap();
+    let values: Vec<&str> = e2e.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!(values[1], "3", "every image embedded: {e2e}");
+    // The model ran 3 rows, in at least one pass.
+    assert!(values[8].parse::<u64>().unwrap() >= 1);
+    assert_eq!(values[9], "3");
+}
+
+#[test]
+fn bench_explains_what_it_cannot_measure() {
+    let out = clip_sql(&[
+        "bench",
+        "--models",
+        "ViT-H/14",
+        "--random-weights",
+        "/tmp/x",
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("ViT-B/32"), "{}", stderr(&out));
+    let out = clip_sql(&["bench", "--models", &tiny_model(), "--batch-sizes", "0"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("positive"), "{}", stderr(&out));
+}

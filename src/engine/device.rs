@@ -9,11 +9,22 @@ pub fn select_device(setting: DeviceSetting) -> Result<Device, String> {
     match setting {
         DeviceSetting::Cpu => Ok(Device::Cpu),
         DeviceSetting::Auto => {
-            if candle_core::utils::cuda_is_available() {
-                Device::new_cuda(0).or(Ok(Device::Cpu))
-            } else {
-                Ok(Device::Cpu)
+            if !candle_core::utils::cuda_is_available() {
+                return Ok(Device::Cpu);
             }
+            // A CUDA build on a machine without a usable GPU runs on the CPU,
+            // but says so: a GPU that failed (driver error, an earlier
+            // illegal access) must not silently turn into a 100x slower run.
+            Device::new_cuda(0).or_else(|e| {
+                static WARNED: std::sync::Once = std::sync::Once::new();
+                WARNED.call_once(|| {
+                    log::warn!("clip.device = 'auto': cuda:0 is unusable ({e}); running on the CPU");
+                    eprintln!(
+                        "warning: clip.device = 'auto': cuda:0 is unusable ({e}); running on the CPU"
+                    );
+                });
+                Ok(Device::Cpu)
+            })
         }
         DeviceSetting::Cuda(n) => {
             if !candle_core::utils::cuda_is_available() {

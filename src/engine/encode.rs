@@ -1,21 +1,25 @@
 //! Images and prompts in, L2-normalised embeddings out: the joint between
 //! preprocessing (CPU, rayon) and the model thread.
 //!
-//! A call is cut into forward passes of `batch_size`. While the model
-//! thread runs pass k, the calling thread decodes and preprocesses pass
-//! k + 1, so decoding hides behind compute.
+//! A call is cut into chunks of `batch_size` images. While the model
+//! thread runs chunk k (possibly in one pass with other partitions' rows),
+//! the calling thread decodes chunk k + 1, so decoding hides behind
+//! compute. Images travel to the model thread as 8-bit RGB crops and are
+//! normalised on the device.
 
-use candle_core::{DType, Device, Tensor};
+use std::time::Instant;
 
 use super::cancel::CancelCheck;
 use super::model_cache::LoadedModel;
-use super::progress;
-use super::worker::{Pending, wait_off_runtime};
+use super::worker::{EmbeddingsResult, Pending, embeddings_to_host, wait_off_runtime};
+use super::{progress, stage_clock};
 use crate::config::ClipOptions;
 use crate::model::{ClipTokenizer, ImageError, Preprocessor, Tokens};
 
 /// Embeddings of one forward pass, row-major (rows x dim), normalised.
 type PassResult = Result<Vec<f32>, String>;
+
+pub use super::worker::normalize_in_place;
 
 /// Embed encoded images. One entry per input in input order: the
 /// normalised embedding, or why the image could not be used (NULL input,
@@ -49,22 +53,30 @@ fn embed_images_blocking(
 ) -> Result<Vec<Result<Vec<f32>, ImageError>>, String> {
     let dim = model.embed_dim;
     let size = preprocessor.size;
-    let per_image = preprocessor.pixels_per_image();
     let mut results: Vec<Option<Result<Vec<f32>, ImageError>>> = vec![None; images.len()];
-    let mut in_flight: Option<(Vec<usize>, Pending<PassResult>)> = None;
+    let mut in_flight: Option<(Vec<usize>, Pending<EmbeddingsResult>)> = None;
+    // While registered, the model thread may hold a partial pass a moment
+    // for this call's next rows.
+    let _caller = model.worker.image_caller();
 
-    for (chunk_index, chunk) in images.chunks(batch_size).enumerate() {
+    let mut offset = 0;
+    while offset < images.len() {
         cancel.check()?;
-        let offset = chunk_index * batch_size;
-        let decoded = preprocessor.preprocess_batch(chunk);
+        // With several partitions feeding one model, each submits smaller
+        // chunks that the model thread joins back into full passes: the
+        // first pass starts sooner and every partition decodes while it runs.
+        let chunk_rows = chunk_size(batch_size, model.worker.image_callers());
+        let chunk = &images[offset..(offset + chunk_rows).min(images.len())];
+        let started = Instant::now();
+        let decoded = preprocessor.resized_rgb_batch(chunk);
         let mut rows = Vec::new();
-        let mut pixels = Vec::with_capacity(chunk.len() * per_image);
+        let mut rgb = Vec::with_capacity(chunk.len() * size * size * 3);
         let mut failed = 0;
         for (i, outcome) in decoded.into_iter().enumerate() {
             match outcome {
-                Ok(p) => {
+                Ok(crop) => {
                     rows.push(offset + i);
-                    pixels.extend_from_slice(&p);
+                    rgb.extend_from_slice(&crop);
                 }
                 Err(e) => {
                     failed += usize::from(chunk[i].is_some());
@@ -72,30 +84,23 @@ fn embed_images_blocking(
                 }
             }
         }
+        stage_clock::add_decode(started);
         progress::add_images(0, failed);
         let pending = if rows.is_empty() {
             None
         } else {
-            let n = rows.len();
-            let (device, dtype) = (model.device.clone(), model.dtype);
-            let job = model.worker.submit(move |clip| -> PassResult {
-                // Queued behind other passes: skip it if its query was
-                // cancelled meanwhile.
-                cancel.check()?;
-                let run = || -> candle_core::Result<Vec<f32>> {
-                    let x = Tensor::from_vec(pixels, (n, 3, size, size), &Device::Cpu)?
-                        .to_device(&device)?
-                        .to_dtype(dtype)?;
-                    to_host_f32(&clip.encode_image(&x)?)
-                };
-                run().map_err(|e| format!("image encoder failed: {e}"))
-            })?;
+            let job = model
+                .worker
+                .submit_images(rgb, rows.len(), size, batch_size, cancel)?;
             Some((rows, job))
         };
+        // This chunk is queued; collect the previous one, whose pass ran
+        // while this chunk was decoded.
         if let Some((rows, job)) = in_flight.take() {
             scatter(&mut results, &rows, job.wait()??, dim)?;
         }
         in_flight = pending;
+        offset += chunk.len();
     }
     if let Some((rows, job)) = in_flight.take() {
         scatter(&mut results, &rows, job.wait()??, dim)?;
@@ -104,6 +109,14 @@ fn embed_images_blocking(
         .into_iter()
         .map(|r| r.unwrap_or_else(|| Err(ImageError("image was not processed".to_string()))))
         .collect())
+}
+
+/// Rows one caller decodes and submits at a time: a share of the batch
+/// size when `callers` feed the model together (at least 8 rows, so
+/// per-chunk overheads stay small), the whole batch size when alone.
+pub fn chunk_size(batch_size: usize, callers: usize) -> usize {
+    let batch_size = batch_size.max(1);
+    (batch_size / callers.max(1)).clamp(batch_size.min(8), batch_size)
 }
 
 fn scatter(
@@ -150,7 +163,7 @@ pub fn embed_texts(
             let device = model.device.clone();
             let values = model.worker.run(move |clip| -> PassResult {
                 cancel.check()?;
-                let run = || to_host_f32(&clip.encode_text(&batch, &device)?);
+                let run = || embeddings_to_host(&clip.encode_text(&batch, &device)?);
                 run().map_err(|e| format!("text encoder failed: {e}"))
             })??;
             if values.len() != chunk.len() * dim {
@@ -170,26 +183,17 @@ pub fn embed_texts(
     Ok(out)
 }
 
-/// Copy a (rows, dim) tensor to host f32 with each row L2-normalised.
-/// Normalising in f32 on the host keeps half-precision models from
-/// rounding the norm.
-fn to_host_f32(t: &Tensor) -> candle_core::Result<Vec<f32>> {
-    let (_, dim) = t.dims2()?;
-    let mut values = t
-        .to_dtype(DType::F32)?
-        .to_device(&Device::Cpu)?
-        .flatten_all()?
-        .to_vec1::<f32>()?;
-    for row in values.chunks_exact_mut(dim) {
-        normalize_in_place(row);
-    }
-    Ok(values)
-}
+#[cfg(test)]
+mod tests {
+    use super::chunk_size;
 
-/// Scale `v` to unit length; a zero vector stays zero.
-pub fn normalize_in_place(v: &mut [f32]) {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        v.iter_mut().for_each(|x| *x /= norm);
+    #[test]
+    fn chunks_shrink_with_callers_but_not_below_eight_rows() {
+        assert_eq!(chunk_size(256, 0), 256);
+        assert_eq!(chunk_size(256, 1), 256);
+        assert_eq!(chunk_size(256, 16), 16);
+        assert_eq!(chunk_size(32, 16), 8);
+        assert_eq!(chunk_size(4, 16), 4);
+        assert_eq!(chunk_size(0, 3), 1);
     }
 }

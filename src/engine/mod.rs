@@ -8,9 +8,11 @@ pub mod device;
 pub mod encode;
 pub mod model_cache;
 pub mod progress;
+pub mod stage_clock;
 pub mod worker;
 
 pub use cancel::cancel_running_work;
 pub use classifier::{Classifier, Prediction};
 pub use model_cache::{LoadedModel, get_or_load};
 pub use progress::{Progress, progress};
+pub use stage_clock::{StageTimes, stage_times};

@@ -68,7 +68,7 @@ pub fn get_or_load(model: &ModelRef, options: &ClipOptions) -> Result<Arc<Loaded
         let clip = load_model(&files, &device, dtype).map_err(|e| e.0)?;
         let config = clip.config().clone();
         let logit_scale = clip.logit_scale_exp();
-        let worker = ModelWorker::spawn(clip, &model.argument)?;
+        let worker = ModelWorker::spawn(clip, device.clone(), dtype, &model.argument)?;
         let loaded = Arc::new(LoadedModel {
             name: model.argument.clone(),
             key,

@@ -12,6 +12,7 @@ use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
 use super::clip_config::ClipConfig;
+use super::op_timer;
 use super::resnet::ModifiedResNet;
 use super::text::TextTransformer;
 use super::tokenizer::Tokens;
@@ -81,10 +82,14 @@ impl ClipModel {
     /// Image embeddings (batch, projection_dim), not normalised.
     /// `pixels`: (batch, 3, size, size) in the model's dtype and device.
     pub fn encode_image(&self, pixels: &Tensor) -> Result<Tensor> {
-        match &self.image {
-            ImageTower::Vit { tower, projection } => projection.forward(&tower.forward(pixels)?),
-            ImageTower::ResNet(tower) => tower.forward(pixels),
-        }
+        op_timer::time("image tower, whole pass", pixels.device(), || {
+            match &self.image {
+                ImageTower::Vit { tower, projection } => {
+                    projection.forward(&tower.forward(pixels)?)
+                }
+                ImageTower::ResNet(tower) => tower.forward(pixels),
+            }
+        })
     }
 
     /// Text embeddings (batch, projection_dim), not normalised. The prompts

@@ -5,6 +5,7 @@ pub mod clip;
 pub mod clip_config;
 pub mod jpeg_decode;
 pub mod layout;
+pub mod op_timer;
 pub mod open_clip_layout;
 pub mod pil_resize;
 pub mod preprocess;

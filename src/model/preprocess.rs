@@ -19,7 +19,8 @@ use rayon::prelude::*;
 
 use super::jpeg_decode::{JpegMode, cmyk_to_rgb, decode_jpeg, is_jpeg};
 use super::pil_resize::{
-    Gray16, Interleaved, resize_bicubic, resize_bicubic_gray16, resize_nearest,
+    Crop, Gray16, Interleaved, resize_bicubic, resize_bicubic_crop, resize_bicubic_gray16,
+    resize_nearest,
 };
 
 // The reference's literals, digit for digit: rounded to f32 they are the
@@ -137,6 +138,19 @@ impl Preprocessor {
             .collect())
     }
 
+    /// Decode and crop a batch in parallel (rayon) to the 8-bit RGB crops
+    /// the engine sends to the device (normalised there). `None` entries
+    /// (SQL NULLs) and undecodable images give `Err`; input order is kept.
+    pub fn resized_rgb_batch(&self, images: &[Option<&[u8]>]) -> Vec<Result<Vec<u8>, ImageError>> {
+        images
+            .par_iter()
+            .map(|image| match image {
+                Some(bytes) => self.resized_rgb(bytes),
+                None => Err(ImageError("image is NULL".to_string())),
+            })
+            .collect()
+    }
+
     /// Preprocess a batch in parallel (rayon). `None` entries (SQL NULLs)
     /// and undecodable images give `Err`, the others their pixels; the
     /// result keeps the input order.
@@ -170,23 +184,38 @@ impl Preprocessor {
                 return Ok(center_crop(&clipped, self.size));
             }
         };
-        let resized = if (new_w, new_h) == (w, h) {
-            pixels.clone()
-        } else if image.palette {
+        // The centre square of the resized image: only it is computed when
+        // it fits (it always does: the short side is resized to `size`).
+        let crop = (new_w >= self.size && new_h >= self.size).then(|| Crop {
+            left: round_half_even_half(new_w - self.size),
+            top: round_half_even_half(new_h - self.size),
+            width: self.size,
+            height: self.size,
+        });
+        let cropped = match crop {
+            _ if (new_w, new_h) == (w, h) => center_crop(pixels, self.size),
             // PIL resizes palette images with NEAREST whatever filter is asked.
-            resize_nearest(pixels, new_w, new_h)
-        } else if image.has_alpha {
-            // PIL resizes RGBA/LA premultiplied ("RGBa"/"La") and converts back.
-            let mut premultiplied = pixels.clone();
-            premultiply(&mut premultiplied);
-            let mut out = resize_bicubic(&premultiplied, new_w, new_h);
-            unpremultiply(&mut out);
-            out
-        } else {
+            _ if image.palette => center_crop(&resize_nearest(pixels, new_w, new_h), self.size),
+            Some(crop) if image.has_alpha => {
+                // PIL resizes RGBA/LA premultiplied ("RGBa"/"La") and
+                // converts back, pixel by pixel (so after the crop too).
+                let mut premultiplied = pixels.clone();
+                premultiply(&mut premultiplied);
+                let mut out = resize_bicubic_crop(&premultiplied, new_w, new_h, crop);
+                unpremultiply(&mut out);
+                out
+            }
             // Includes CMYK, which PIL resizes as four plain channels.
-            resize_bicubic(pixels, new_w, new_h)
+            Some(crop) => resize_bicubic_crop(pixels, new_w, new_h, crop),
+            None if image.has_alpha => {
+                let mut premultiplied = pixels.clone();
+                premultiply(&mut premultiplied);
+                let mut out = resize_bicubic(&premultiplied, new_w, new_h);
+                unpremultiply(&mut out);
+                center_crop(&out, self.size)
+            }
+            None => center_crop(&resize_bicubic(pixels, new_w, new_h), self.size),
         };
-        let cropped = center_crop(&resized, self.size);
         Ok(if image.cmyk {
             cmyk_to_rgb(&cropped)
         } else {

@@ -6,6 +6,7 @@ use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{LayerNorm, Linear, VarBuilder};
 
 use super::clip_config::Activation;
+use super::op_timer;
 
 /// Shape of one encoder stack.
 #[derive(Debug, Clone, Copy)]
@@ -53,21 +54,74 @@ impl SelfAttention {
                 .transpose(1, 2)?
                 .contiguous()
         };
-        let q = split((self.q_proj.forward(xs)? * self.scale)?)?;
-        let k = split(self.k_proj.forward(xs)?)?;
-        let v = split(self.v_proj.forward(xs)?)?;
-        let scores = q.matmul(&k.t()?)?;
-        // Softmax in f32 whatever the model's dtype: half-precision scores
-        // lose the small differences that decide attention.
-        let in_dtype = scores.dtype();
-        let mut scores = scores.to_dtype(DType::F32)?;
-        if let Some(mask) = mask {
-            scores = scores.broadcast_add(mask)?;
-        }
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(in_dtype)?;
-        let out = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, w))?;
-        self.out_proj.forward(&out)
+        let dev = xs.device();
+        let project = |proj: &Linear, x: &Tensor| {
+            op_timer::linear(
+                "attention: projections, matmul",
+                "attention: projections, bias",
+                proj,
+                x,
+            )
+        };
+        let q = project(&self.q_proj, xs)?;
+        let k = project(&self.k_proj, xs)?;
+        let v = project(&self.v_proj, xs)?;
+        let (q, k, v) = op_timer::time("attention: scale, split heads", dev, || {
+            Ok((split((q * self.scale)?)?, split(k)?, split(v)?))
+        })?;
+        let out = op_timer::time("attention: scores, softmax, values", dev, || {
+            attend_in_slices(&q, &k, &v, mask, MAX_SCORE_ELEMENTS)
+        })?;
+        let out = op_timer::time("attention: merge heads", dev, || {
+            out.transpose(1, 2)?.reshape((b, t, w))
+        })?;
+        project(&self.out_proj, &out)
     }
+}
+
+/// GPU kernels index the score tensor with 32-bit integers: keep each piece
+/// under 2^31 elements (ViT-L/14@336px reaches that at ~400 images).
+const MAX_SCORE_ELEMENTS: usize = i32::MAX as usize;
+
+/// [`attend`] over slices of the batch whose score tensors (batch x heads x
+/// tokens x tokens) stay within `max_score_elements`.
+fn attend_in_slices(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: Option<&Tensor>,
+    max_score_elements: usize,
+) -> Result<Tensor> {
+    let (b, heads, t, _) = q.dims4()?;
+    let rows = (max_score_elements / (heads * t * t).max(1)).max(1);
+    if b <= rows {
+        return attend(q, k, v, mask);
+    }
+    let mut parts = Vec::with_capacity(b.div_ceil(rows));
+    for start in (0..b).step_by(rows) {
+        let n = rows.min(b - start);
+        parts.push(attend(
+            &q.narrow(0, start, n)?,
+            &k.narrow(0, start, n)?,
+            &v.narrow(0, start, n)?,
+            mask,
+        )?);
+    }
+    Tensor::cat(&parts, 0)
+}
+
+/// softmax(q kᵀ + mask) v for (batch, heads, tokens, head_dim) tensors.
+fn attend(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    let scores = q.matmul(&k.t()?)?;
+    // Softmax in f32 whatever the model's dtype: half-precision scores
+    // lose the small differences that decide attention.
+    let in_dtype = scores.dtype();
+    let mut scores = scores.to_dtype(DType::F32)?;
+    if let Some(mask) = mask {
+        scores = scores.broadcast_add(mask)?;
+    }
+    let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(in_dtype)?;
+    probs.matmul(v)
 }
 
 #[derive(Debug, Clone)]
@@ -87,13 +141,14 @@ impl Mlp {
     }
 
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let h = self.fc1.forward(xs)?;
-        let h = match self.activation {
-            Activation::QuickGelu => (&h * candle_nn::ops::sigmoid(&(&h * 1.702)?)?)?,
-            Activation::Gelu => h.gelu_erf()?,
-            Activation::GeluNew => h.gelu()?,
-        };
-        self.fc2.forward(&h)
+        let dev = xs.device();
+        let h = op_timer::linear("mlp: fc1, matmul", "mlp: fc1, bias", &self.fc1, xs)?;
+        let h = op_timer::time("mlp: activation", dev, || match self.activation {
+            Activation::QuickGelu => &h * candle_nn::ops::sigmoid(&(&h * 1.702)?)?,
+            Activation::Gelu => h.gelu_erf(),
+            Activation::GeluNew => h.gelu(),
+        })?;
+        op_timer::linear("mlp: fc2, matmul", "mlp: fc2, bias", &self.fc2, &h)
     }
 }
 
@@ -117,12 +172,13 @@ impl EncoderLayer {
     }
 
     fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let h = self
-            .self_attn
-            .forward(&self.layer_norm1.forward(xs)?, mask)?;
-        let xs = (xs + h)?;
-        let h = self.mlp.forward(&self.layer_norm2.forward(&xs)?)?;
-        xs + h
+        let dev = xs.device();
+        let normed = op_timer::time("layer norms", dev, || self.layer_norm1.forward(xs))?;
+        let h = self.self_attn.forward(&normed, mask)?;
+        let xs = op_timer::time("residual adds", dev, || xs + h)?;
+        let normed = op_timer::time("layer norms", dev, || self.layer_norm2.forward(&xs))?;
+        let h = self.mlp.forward(&normed)?;
+        op_timer::time("residual adds", dev, || xs + h)
     }
 }
 
@@ -157,4 +213,33 @@ pub fn causal_mask(tokens: usize, device: &candle_core::Device) -> Result<Tensor
         .flat_map(|i| (0..tokens).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
         .collect();
     Tensor::from_vec(values, (tokens, tokens), device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn attention_in_slices_equals_attention_at_once() {
+        let dev = Device::Cpu;
+        let (b, h, t, d) = (7, 2, 5, 4);
+        let q = Tensor::randn(0f32, 1., (b, h, t, d), &dev).unwrap();
+        let k = Tensor::randn(0f32, 1., (b, h, t, d), &dev).unwrap();
+        let v = Tensor::randn(0f32, 1., (b, h, t, d), &dev).unwrap();
+        let mask = causal_mask(t, &dev).unwrap();
+        let whole = attend(&q, &k, &v, Some(&mask)).unwrap();
+        // Room for 3 images' scores per slice: slices of 3, 3 and 1.
+        let sliced = attend_in_slices(&q, &k, &v, Some(&mask), 3 * h * t * t).unwrap();
+        assert_eq!(sliced.dims(), whole.dims());
+        let diff: f32 = (sliced - &whole)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert_eq!(diff, 0.0);
+    }
 }

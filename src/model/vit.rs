@@ -7,6 +7,7 @@ use candle_core::{D, Module, Result, Tensor};
 use candle_nn::{LayerNorm, VarBuilder};
 
 use super::clip_config::VisionConfig;
+use super::op_timer;
 use super::transformer::{Encoder, EncoderShape};
 
 #[derive(Debug, Clone)]
@@ -66,20 +67,28 @@ impl VisionTransformer {
     pub fn forward(&self, pixels: &Tensor) -> Result<Tensor> {
         let b = pixels.dim(0)?;
         let (g, p, c) = (self.grid, self.patch_size, self.channels);
-        // (b, c, g, p, g, p) -> (b, g, g, c, p, p) -> (b, g*g, c*p*p)
-        let patches = pixels
-            .reshape((b, c, g, p, g, p))?
-            .permute((0, 2, 4, 1, 3, 5))?
-            .contiguous()?
-            .reshape((b, g * g, c * p * p))?;
-        let tokens = patches.broadcast_matmul(&self.patch_weight.t()?)?;
-        let width = tokens.dim(D::Minus1)?;
-        let class = self
-            .class_embedding
-            .reshape((1, 1, width))?
-            .broadcast_as((b, 1, width))?;
-        let xs = Tensor::cat(&[&class, &tokens], 1)?.broadcast_add(&self.position_embedding)?;
-        let xs = self.pre_layernorm.forward(&xs)?;
+        let dev = pixels.device();
+        let tokens = op_timer::time("vit: patch embedding", dev, || {
+            // (b, c, g, p, g, p) -> (b, g, g, c, p, p) -> (b*g*g, c*p*p): one
+            // matrix product for the whole batch, not one per image.
+            let patches = pixels
+                .reshape((b, c, g, p, g, p))?
+                .permute((0, 2, 4, 1, 3, 5))?
+                .contiguous()?
+                .reshape((b * g * g, c * p * p))?;
+            let tokens = patches.matmul(&self.patch_weight.t()?)?;
+            let width = tokens.dim(D::Minus1)?;
+            tokens.reshape((b, g * g, width))
+        })?;
+        let xs = op_timer::time("vit: class and position embeddings, pre-norm", dev, || {
+            let width = tokens.dim(D::Minus1)?;
+            let class = self
+                .class_embedding
+                .reshape((1, 1, width))?
+                .broadcast_as((b, 1, width))?;
+            let xs = Tensor::cat(&[&class, &tokens], 1)?.broadcast_add(&self.position_embedding)?;
+            self.pre_layernorm.forward(&xs)
+        })?;
         let xs = self.encoder.forward(&xs, None)?;
         let pooled = xs.narrow(1, 0, 1)?.squeeze(1)?;
         self.post_layernorm.forward(&pooled)

@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod bench_command;
 mod suite_command;
 
 use clap::{Parser, Subcommand};
@@ -75,6 +76,9 @@ enum Command {
     /// Run the benchmark files for several models; write predictions,
     /// the seed's tables, CLIP_benchmark JSON results and charts.
     Suite(suite_command::SuiteArgs),
+    /// Measure the efficiency table (batch-1 latency, images/s, prompts/s,
+    /// peak memory) and the end-to-end images/s of a SQL query over images.
+    Bench(bench_command::BenchArgs),
 }
 
 fn parse_command(command: &str) -> std::result::Result<String, String> {
@@ -107,6 +111,9 @@ fn main() -> ExitCode {
     };
     let result = match args.subcommand {
         Some(Command::Suite(suite)) => runtime.block_on(run_suite(suite)),
+        Some(Command::Bench(bench)) => {
+            runtime.block_on(async { bench_command::run_bench(bench, base_options()?).await })
+        }
         None => runtime.block_on(run(args)),
     };
     match result {

@@ -70,7 +70,7 @@ pub struct SuiteArgs {
     pub quiet: bool,
 }
 
-fn parse_pair(text: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_pair(text: &str) -> Result<(String, String), String> {
     let (name, value) = text
         .split_once('=')
         .ok_or_else(|| format!("expected name=value, got '{text}'"))?;

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Everything a GPU machine should confirm, in one go (no Rust needed there):
+#   1. agreement: embeddings on cuda:0 (f32, f16) against the CPU (f32),
+#      for the committed tiny models and then full-size random ViT-B/32 and RN50;
+#   2. the efficiency table and end-to-end split next to the PyTorch peer
+#      (benches/peer/compare_gpu.sh), with ratios.
+#
+#   scripts/gpu-check.sh OUT_DIR        (CLIP_SQL=path/to/cuda/clip-sql)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:?usage: scripts/gpu-check.sh OUT_DIR}
+bin=${CLIP_SQL:-target-cuda/clip-sql}
+mkdir -p "$out"
+export LD_LIBRARY_PATH=/usr/local/cuda/lib64:/usr/local/nvidia/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export CUDA_CACHE_PATH=${CUDA_CACHE_PATH:-/tmp/clip-cuda-cache}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
+status=0
+agree() {
+  echo "== agreement: $1"
+  "$bin" -q -f benches/peer/gpu_agreement.sql --param model="$2" --param images=tests/fixtures/images/ \
+    2>&1 | tee -a "$out/agreement.txt" || status=1
+}
+agree "tiny ViT (HF layout)" tests/fixtures/models/hf_tiny
+agree "tiny ResNet (open_clip layout)" tests/fixtures/models/open_clip_resnet_tiny
+CLIP_SQL=$bin benches/peer/compare_gpu.sh "$out" || status=1
+for m in ViT-B-32 RN50; do
+  [ -d "/tmp/clip-random-models/$m-random" ] && agree "$m random, full size" "/tmp/clip-random-models/$m-random"
+done
+exit $status
