@@ -5,10 +5,12 @@
 # by a stub with the same soname. The stub is never shipped: on the GPU
 # machine the real driver's libcuda.so.1 is loaded instead.
 #
-#   scripts/build-cuda.sh                 # -> target-cuda/clip-sql (stripped)
+#   scripts/build-cuda.sh                 # -> target-cuda/clip-sql (stripped, ~200 MB)
+# A clean build takes about an hour on 2 cores; after that, ~3 minutes.
 #   CUDA_COMPUTE_CAP=80 scripts/build-cuda.sh   # PTX any sm >= 80 can JIT
-#   CUDA_FEATURES=cudnn scripts/build-cuda.sh   # also cuDNN convolutions
-#                                              (needs the cudnn wheel at run time)
+#   CUDA_FEATURES=cudnn scripts/build-cuda.sh   # also cuDNN convolutions: needs
+#       libcudnn.so.9 (e.g. the nvidia-cudnn-cu13 wheel's lib/) on LIBRARY_PATH
+#       to link and on LD_LIBRARY_PATH to run; not yet built or measured here
 #
 # Needs: python3 -m pip (for `pip download`), gcc, cargo. Everything else is
 # downloaded under $CUDA_WORK (default ~/.cache/datafusion-clip/cuda).
