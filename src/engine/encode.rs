@@ -38,7 +38,7 @@ pub fn embed_images(
             model,
             &preprocessor,
             images,
-            options.batch_size.max(1),
+            options.batch_size_on(&model.device).max(1),
             cancel,
         )
     })

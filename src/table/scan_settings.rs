@@ -13,14 +13,15 @@ use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::{ExecutionPlan, Partitioning, PlanProperties};
 
-use crate::config::ClipOptions;
+use crate::config::{ClipOptions, DEFAULT_BATCH_SIZE};
 
 /// Rows per batch of an image scan: several forward passes, so decoding of
 /// one pass can overlap the next, bounded by DataFusion's own batch size.
 pub fn scan_batch_rows(state: &dyn Session) -> usize {
     let options = ClipOptions::from_config(state.config_options());
     let execution = &state.config_options().execution;
-    (options.batch_size * 4).clamp(1, usize::from(execution.batch_size))
+    (options.batch_size.unwrap_or(DEFAULT_BATCH_SIZE) * 4)
+        .clamp(1, usize::from(execution.batch_size))
 }
 
 /// The `skip_unreadable` option of a `CREATE EXTERNAL TABLE ... STORED AS

@@ -94,7 +94,7 @@ impl ScalarUDFImpl for ClipEmbedText {
             return maybe_scalar(embedding_array(dim, &vec![None; texts.len()])?, all_scalar);
         }
         let model = load_model_of_width(self.name(), &name, &options, dim)?;
-        let mut embedded = embed_texts(&model, &present, options.batch_size)
+        let mut embedded = embed_texts(&model, &present, options.batch_size_on(&model.device))
             .map_err(|e| DataFusionError::Execution(format!("clip_embed_text: {e}")))?
             .into_iter();
         let rows: Vec<Option<Vec<f32>>> = texts

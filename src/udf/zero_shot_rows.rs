@@ -204,7 +204,7 @@ pub fn zero_shot_rows(function: &str, args: ScalarFunctionArgs) -> Result<ZeroSh
             }
             j += 1;
         }
-        let c = classifier(&model, l, t, options.batch_size)
+        let c = classifier(&model, l, t, options.batch_size_on(&model.device))
             .map_err(|e| DataFusionError::Execution(format!("{function}: {e}")))?;
         let mut flat = Vec::with_capacity(group.len() * c.dim);
         for &row in &group {

@@ -177,15 +177,13 @@ pub async fn run_bench(
             &datafusion_clip::engine::device::device_name(&device),
         )?;
         options.set("clip.dtype", &args.dtype)?;
-        if on_gpu {
-            options.set("clip.batch_size", "256")?;
-        }
         for (key, value) in &args.settings {
             options.set(key, value)?;
         }
         let ctx = SessionContext::new_with_config(SessionConfig::from(options));
         datafusion_clip::register(&ctx)?;
-        let batch_size = ClipOptions::from_config(ctx.state().config().options()).batch_size;
+        let batch_size =
+            ClipOptions::from_config(ctx.state().config().options()).batch_size_on(&device);
         eprintln!(
             "end to end: {name} over {} (clip.batch_size = {batch_size})",
             images.display()
