@@ -1,9 +1,10 @@
 //! Images and prompts in, L2-normalised embeddings out: the joint between
 //! preprocessing (CPU, rayon) and the model thread.
 //!
-//! A call is cut into chunks of `batch_size` images. While the model
-//! thread runs chunk k (possibly in one pass with other partitions' rows),
-//! the calling thread decodes chunk k + 1, so decoding hides behind
+//! A call is cut into chunks of `batch_size` images, or of a share of it
+//! when several partitions feed the same model ([`chunk_size`]). While the
+//! model thread runs chunk k (possibly in one pass with other partitions'
+//! rows), the calling thread decodes chunk k + 1, so decoding hides behind
 //! compute. Images travel to the model thread as 8-bit RGB crops and are
 //! normalised on the device.
 
