@@ -31,6 +31,7 @@
 pub mod bench;
 pub mod config;
 pub mod engine;
+pub mod file_name;
 pub mod model;
 pub mod sql_params;
 #[cfg(feature = "suite")]

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::file_name::file_name_part;
 use crate::model::ClipConfig;
 use crate::model::random_weights::{write_random_model, write_random_resnet_model};
 
@@ -30,11 +31,7 @@ pub fn random_model_dir(cache: &Path, name: &str) -> Result<PathBuf, String> {
              RN50, RN101, ViT-B/32, ViT-B/16, ViT-L/14, ViT-L/14@336px)"
         )
     })?;
-    let slug: String = name
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    let dir = cache.join(format!("{slug}-random"));
+    let dir = cache.join(format!("{}-random", file_name_part(name)));
     let done = dir.join("complete");
     if !done.is_file() {
         if config.resnet.is_some() {

@@ -55,16 +55,11 @@ pub fn efficiency_table(rows: &[ModelSpeed]) -> String {
 pub fn profile_table(rows: &[ModelSpeed]) -> String {
     let mut out = String::new();
     for r in rows.iter().filter(|r| !r.profile.is_empty()) {
-        let passes = r
+        let (whole, passes) = r
             .profile
             .iter()
             .find(|(name, _, _)| *name == "image tower, whole pass")
-            .map_or(1, |(_, _, n)| (*n).max(1));
-        let whole = r
-            .profile
-            .iter()
-            .find(|(name, _, _)| *name == "image tower, whole pass")
-            .map_or(0.0, |(_, d, _)| d.as_secs_f64());
+            .map_or((0.0, 1), |(_, d, n)| (d.as_secs_f64(), (*n).max(1)));
         let _ = writeln!(
             out,
             "{} ({} passes, device synchronised around each section):",

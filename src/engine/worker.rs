@@ -280,7 +280,6 @@ impl ThreadState {
         let mut group = vec![first];
         let deadline = Instant::now() + FLUSH_AFTER;
         // Held jobs were already passed over once: look only at new ones.
-        let mut skipped = VecDeque::new();
         while rows < limit {
             // Requests already queued join at once; wait for more only
             // while a registered caller has none queued here.
@@ -307,25 +306,27 @@ impl ThreadState {
                     group.push(request);
                 }
                 other => {
-                    skipped.push_back(other);
-                    // A request that does not fit starts the next pass.
+                    // A job that does not fit runs after this pass.
+                    self.held.push_back(other);
                     break;
                 }
             }
         }
-        self.held.extend(skipped);
         group
     }
 
     /// One forward pass over `group`, answered request by request.
     fn run_image_pass(&mut self, group: Vec<ImageRequest>) {
-        // Requests whose query was cancelled while queued are dropped here.
-        let (live, cancelled): (Vec<_>, Vec<_>) =
-            group.into_iter().partition(|r| r.cancel.check().is_ok());
-        for request in cancelled {
-            let _ = request
-                .reply
-                .send(request.cancel.check().map(|_| Vec::new()));
+        // Requests whose query was cancelled while queued are answered
+        // with the cancellation and left out of the pass.
+        let mut live = Vec::with_capacity(group.len());
+        for request in group {
+            match request.cancel.check() {
+                Ok(()) => live.push(request),
+                Err(e) => {
+                    let _ = request.reply.send(Err(e));
+                }
+            }
         }
         if live.is_empty() {
             return;

@@ -151,19 +151,6 @@ impl Preprocessor {
             .collect()
     }
 
-    /// Preprocess a batch in parallel (rayon). `None` entries (SQL NULLs)
-    /// and undecodable images give `Err`, the others their pixels; the
-    /// result keeps the input order.
-    pub fn preprocess_batch(&self, images: &[Option<&[u8]>]) -> Vec<Result<Vec<f32>, ImageError>> {
-        images
-            .par_iter()
-            .map(|image| match image {
-                Some(bytes) => self.preprocess(bytes),
-                None => Err(ImageError("image is NULL".to_string())),
-            })
-            .collect()
-    }
-
     /// Resize so the short side is `size` (torchvision's rule for the long
     /// side: `int(size * long / short)`), then take the centre square.
     fn resize_and_crop(&self, image: &ModeImage) -> Result<Interleaved, ImageError> {

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use super::file_name_part;
+use crate::file_name::file_name_part;
 use crate::model::registry::find_known;
 
 /// One (model, dataset) row of the report's `metrics` table.

@@ -40,6 +40,7 @@ use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+use crate::file_name::file_name_part;
 use crate::sql_params;
 use catalogue::Dataset;
 use charts::GroupedBars;
@@ -121,20 +122,6 @@ pub fn model_file_name(model: &str) -> String {
         model.trim_start_matches("hf:").to_string()
     };
     file_name_part(&name)
-}
-
-/// `text` with every character but letters, digits and `-_.@` made `-`,
-/// to be part of a file name.
-pub fn file_name_part(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.@".contains(c) {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect()
 }
 
 /// Builds a session for each run: the caller's settings and runtime (object

@@ -188,9 +188,11 @@ pub async fn run_bench(
             "end to end: {name} over {} (clip.batch_size = {batch_size})",
             images.display()
         );
-        let e2e = bench::measure_end_to_end(&ctx, images, &argument, image_size)
+        let mut e2e = bench::measure_end_to_end(&ctx, images, &argument, image_size)
             .await
             .map_err(config_error)?;
+        // Reported by the name asked for, not the random-weight directory.
+        e2e.model = name.clone();
         // The model-only rate at the batch size the query used.
         let model_only = rows.iter().find(|r| r.model == name).and_then(|r| {
             r.batches
@@ -199,13 +201,11 @@ pub async fn run_bench(
                 .and_then(|b| b.images_per_s.as_ref().ok().copied())
                 .or_else(|| r.best().map(|(_, v)| v))
         });
-        let mut e2e_report = report::end_to_end_text(&e2e, model_only);
-        e2e_report = e2e_report.replace(&argument, &name);
-        println!("{e2e_report}");
+        println!("{}", report::end_to_end_text(&e2e, model_only));
         if let Some(dir) = &args.output {
             write(
                 dir.join("end_to_end.csv"),
-                report::end_to_end_csv(&e2e, model_only).replace(&argument, &name),
+                report::end_to_end_csv(&e2e, model_only),
             )?;
         }
     }
