@@ -30,6 +30,8 @@
 
 pub mod bench;
 pub mod config;
+#[cfg(feature = "ballista")]
+pub mod distributed;
 pub mod engine;
 pub mod file_name;
 pub mod model;

@@ -111,13 +111,15 @@ async fn physical_plans_travel_with_their_scans_and_partitioning() {
             .unwrap();
         // Encoded before it runs, as a scheduler does: a plan that has run
         // carries what its dynamic filters learned (a TopK's bound, say).
-        let bytes =
-            physical_plan_to_bytes_with_extension_codec(Arc::clone(&plan), &ClipPhysicalCodec)
-                .unwrap();
+        let bytes = physical_plan_to_bytes_with_extension_codec(
+            Arc::clone(&plan),
+            &ClipPhysicalCodec::default(),
+        )
+        .unwrap();
         let decoded = physical_plan_from_bytes_with_extension_codec(
             &bytes,
             &elsewhere.task_ctx(),
-            &ClipPhysicalCodec,
+            &ClipPhysicalCodec::default(),
         )
         .unwrap();
         let shown = |p: &Arc<dyn ExecutionPlan>| displayable(p.as_ref()).indent(true).to_string();
@@ -134,27 +136,64 @@ async fn physical_plans_travel_with_their_scans_and_partitioning() {
     assert_eq!(scans_seen, 5);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_memory_tables_travel_whole_with_their_partitions() {
+    // What a benchmark file's CREATE TABLE … AS makes: embeddings (lists of
+    // floats), NULLs, several partitions.
+    let ctx = context();
+    query(&ctx, "SET datafusion.execution.target_partitions = 3")
+        .await
+        .unwrap();
+    query(
+        &ctx,
+        "CREATE TABLE emb AS SELECT * FROM (VALUES ('a', [0.5, -1.0]), ('b', NULL), ('c', [2.0, 3.25])) \
+         AS t(key, embedding)",
+    )
+    .await
+    .unwrap();
+    let sql = "SELECT key, embedding FROM emb ORDER BY key";
+    let plan = ctx.sql(sql).await.unwrap().into_optimized_plan().unwrap();
+    let codec = ClipLogicalCodec::default();
+    let bytes = logical_plan_to_bytes_with_extension_codec(&plan, &codec).unwrap();
+    let elsewhere = context();
+    let decoded =
+        logical_plan_from_bytes_with_extension_codec(&bytes, &elsewhere.task_ctx(), &codec)
+            .unwrap();
+    let got = elsewhere
+        .execute_logical_plan(decoded)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let expected = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    assert_eq!(pretty(&got), pretty(&expected));
+    assert!(pretty(&got).contains("[0.5, -1.0]"), "{}", pretty(&got));
+}
+
 #[test]
 fn foreign_tables_and_bytes_are_errors() {
     use datafusion_proto::logical_plan::LogicalExtensionCodec;
     use datafusion_proto::physical_plan::PhysicalExtensionCodec;
-    // A table that is not ours is left to DataFusion's default codec, which
-    // does not encode in-memory tables.
-    let memory = datafusion::datasource::MemTable::try_new(
-        Arc::new(datafusion::arrow::datatypes::Schema::empty()),
-        vec![vec![]],
-    )
-    .unwrap();
+    let schema = Arc::new(datafusion::arrow::datatypes::Schema::empty());
+    // A table that is not ours is left to the inner codec (DataFusion's
+    // default here), which does not encode an EmptyTable.
+    let empty = datafusion::datasource::empty::EmptyTable::new(schema.clone());
     let mut buf = Vec::new();
     assert!(
         ClipLogicalCodec::default()
-            .try_encode_table_provider(&"t".into(), Arc::new(memory), &mut buf)
+            .try_encode_table_provider(&"t".into(), Arc::new(empty), &mut buf)
             .is_err()
     );
     let elsewhere = context();
-    let err = ClipPhysicalCodec
+    let tagged = |payload: &[u8]| {
+        let mut bytes = datafusion_clip::table::codec::TAG.to_vec();
+        bytes.extend_from_slice(payload);
+        bytes
+    };
+    let err = ClipPhysicalCodec::default()
         .try_decode(
-            b"{\"NotAScan\":{}}",
+            &tagged(b"J{\"NotAScan\":{}}"),
             &[],
             &elsewhere.task_ctx(),
             &datafusion_proto::physical_plan::DefaultPhysicalProtoConverter {},
@@ -162,6 +201,17 @@ fn foreign_tables_and_bytes_are_errors() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("cannot decode an image table scan"), "{err}");
+    // A truncated in-memory table says so instead of panicking.
+    let err = ClipLogicalCodec::default()
+        .try_decode_table_provider(
+            &tagged(b"M\x02\0\0\0\x10"),
+            &"t".into(),
+            schema,
+            &elsewhere.task_ctx(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("truncated"), "{err}");
 }
 
 fn pretty(batches: &[datafusion::arrow::array::RecordBatch]) -> String {

@@ -1,31 +1,32 @@
 //! Turning `clip.device` and `clip.dtype` into a candle device and dtype.
 
+use std::sync::OnceLock;
+
 use candle_core::{DType, Device};
 
 use crate::config::{DeviceSetting, DtypeSetting};
+
+/// What `clip.device = 'auto'` means in this process, when the process was
+/// told (a Ballista executor started with `--device cuda:1`): sessions
+/// arrive with the client's settings, and `auto`, the default, must pick
+/// this executor's device rather than guess.
+static PROCESS_DEVICE: OnceLock<DeviceSetting> = OnceLock::new();
+
+/// Make `auto` mean `setting` in this process. Once per process: a second
+/// call gets the device already set back, as the error.
+pub fn set_process_device(setting: DeviceSetting) -> Result<(), DeviceSetting> {
+    PROCESS_DEVICE.set(setting)?;
+    Ok(())
+}
 
 /// The device `setting` names on this machine and build.
 pub fn select_device(setting: DeviceSetting) -> Result<Device, String> {
     match setting {
         DeviceSetting::Cpu => Ok(Device::Cpu),
-        DeviceSetting::Auto => {
-            if !candle_core::utils::cuda_is_available() {
-                return Ok(Device::Cpu);
-            }
-            // A CUDA build on a machine without a usable GPU runs on the CPU,
-            // but says so: a GPU that failed (driver error, an earlier
-            // illegal access) must not silently turn into a 100x slower run.
-            Device::new_cuda(0).or_else(|e| {
-                static WARNED: std::sync::Once = std::sync::Once::new();
-                WARNED.call_once(|| {
-                    log::warn!("clip.device = 'auto': cuda:0 is unusable ({e}); running on the CPU");
-                    eprintln!(
-                        "warning: clip.device = 'auto': cuda:0 is unusable ({e}); running on the CPU"
-                    );
-                });
-                Ok(Device::Cpu)
-            })
-        }
+        DeviceSetting::Auto => match PROCESS_DEVICE.get() {
+            Some(&process) if process != DeviceSetting::Auto => select_device(process),
+            _ => auto_device(),
+        },
         DeviceSetting::Cuda(n) => {
             if !candle_core::utils::cuda_is_available() {
                 return Err(format!(
@@ -37,6 +38,26 @@ pub fn select_device(setting: DeviceSetting) -> Result<Device, String> {
             Device::new_cuda(n).map_err(|e| format!("cannot open cuda:{n}: {e}"))
         }
     }
+}
+
+/// `auto` on this machine and build: the first GPU when there is one.
+fn auto_device() -> Result<Device, String> {
+    if !candle_core::utils::cuda_is_available() {
+        return Ok(Device::Cpu);
+    }
+    // A CUDA build on a machine without a usable GPU runs on the CPU, but
+    // says so: a GPU that failed (driver error, an earlier illegal access)
+    // must not silently turn into a 100x slower run.
+    Device::new_cuda(0).or_else(|e| {
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| {
+            log::warn!("clip.device = 'auto': cuda:0 is unusable ({e}); running on the CPU");
+            eprintln!(
+                "warning: clip.device = 'auto': cuda:0 is unusable ({e}); running on the CPU"
+            );
+        });
+        Ok(Device::Cpu)
+    })
 }
 
 /// The dtype `setting` names for `device`: `auto` is f32 on the CPU and

@@ -38,7 +38,12 @@ use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::common::{DataFusionError, Result, exec_err, plan_err};
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::parquet::arrow::AsyncArrowWriter;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::StreamExt;
+use futures::future::BoxFuture;
 
 use crate::file_name::file_name_part;
 use crate::sql_params;
@@ -124,17 +129,41 @@ pub fn model_file_name(model: &str) -> String {
     file_name_part(&name)
 }
 
-/// Builds a session for each run: the caller's settings and runtime (object
+/// Builds a fresh session: the caller's settings and runtime (object
 /// stores), with the CLIP functions registered.
-pub type ContextFactory = dyn Fn() -> Result<SessionContext> + Send + Sync;
+pub type ContextFactory = dyn Fn() -> BoxFuture<'static, Result<SessionContext>> + Send + Sync;
 
-/// A context factory from a config and runtime.
+/// A context factory for sessions that run in this process.
 pub fn context_factory(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> Arc<ContextFactory> {
     Arc::new(move || {
         let ctx = SessionContext::new_with_config_rt(config.clone(), runtime.clone());
-        crate::register(&ctx)?;
-        Ok(ctx)
+        Box::pin(async move {
+            crate::register(&ctx)?;
+            Ok(ctx)
+        })
     })
+}
+
+/// Where the suite's SQL runs.
+#[derive(Clone)]
+pub struct SuiteSessions {
+    /// A fresh session for each (dataset, model) run: in this process, or
+    /// on a Ballista cluster.
+    pub benchmark: Arc<ContextFactory>,
+    /// The report, which reads the Parquet files this process wrote: always
+    /// in this process.
+    pub report: Arc<ContextFactory>,
+}
+
+impl SuiteSessions {
+    /// Everything in this process.
+    pub fn local(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> Self {
+        let factory = context_factory(config, runtime);
+        Self {
+            benchmark: Arc::clone(&factory),
+            report: factory,
+        }
+    }
 }
 
 struct Plan {
@@ -236,7 +265,7 @@ fn io_error(path: &Path, e: std::io::Error) -> DataFusionError {
 
 /// Run the suite. Progress goes to stderr; the report's tables are printed
 /// to stdout and returned.
-pub async fn run_suite(options: &SuiteOptions, context: &ContextFactory) -> Result<SuiteReport> {
+pub async fn run_suite(options: &SuiteOptions, sessions: &SuiteSessions) -> Result<SuiteReport> {
     let plan = plan(options).await?;
     let out = &options.out;
     if options.existing == ExistingResults::Refuse {
@@ -311,7 +340,7 @@ pub async fn run_suite(options: &SuiteOptions, context: &ContextFactory) -> Resu
             }
             eprintln!("[{step}/{total}] {} × {model} ...", dataset.slug);
             let started = Instant::now();
-            let result = run_benchmark(options, context, dataset, model).await;
+            let result = run_benchmark(options, sessions.benchmark.as_ref(), dataset, model).await;
             let seconds = started.elapsed().as_secs_f64();
             let run = match result {
                 Ok((n, acc1)) => {
@@ -352,7 +381,7 @@ pub async fn run_suite(options: &SuiteOptions, context: &ContextFactory) -> Resu
         );
     }
 
-    let ctx = context()?;
+    let ctx = (sessions.report)().await?;
     let tables_text = run_report(options, &ctx).await?;
     let members = collect_sql(
         &ctx,
@@ -451,7 +480,7 @@ async fn run_benchmark(
     }
     let script = sql_params::substitute(&text, &params, &mut BTreeSet::new())
         .map_err(|e| DataFusionError::Plan(format!("{}: {e}", path.display())))?;
-    let ctx = context()?;
+    let ctx = context().await?;
     let table = format!("{}_predictions", dataset.slug);
     for statement in split_statements(&script) {
         // The file's own summaries are recomputed by the report; run what
@@ -524,17 +553,24 @@ async fn run_benchmark(
     Ok((n, acc1))
 }
 
-/// Write a frame as one Parquet file, atomically: a reader (or `--resume`)
-/// never sees half a file.
+/// Write a frame as one Parquet file here, where `clip-sql` runs (on a
+/// cluster the rows come back from the executors), atomically: a reader
+/// (or `--resume`) never sees half a file.
 async fn write_parquet(frame: datafusion::dataframe::DataFrame, path: &Path) -> Result<()> {
     let partial = path.with_extension("parquet.partial");
-    frame
-        .write_parquet(
-            &partial.to_string_lossy(),
-            DataFrameWriteOptions::new().with_single_file_output(true),
-            None,
-        )
-        .await?;
+    let schema = Arc::new(frame.schema().as_arrow().clone());
+    let mut batches = frame.execute_stream().await?;
+    let file = tokio::fs::File::create(&partial)
+        .await
+        .map_err(|e| io_error(&partial, e))?;
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .build();
+    let mut writer = AsyncArrowWriter::try_new(file, schema, Some(properties))?;
+    while let Some(batch) = batches.next().await {
+        writer.write(&batch?).await?;
+    }
+    writer.close().await?;
     std::fs::rename(&partial, path).map_err(|e| io_error(path, e))
 }
 

@@ -226,7 +226,8 @@ impl ExecutionPlan for CifarExec {
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let ranges = partition_group(&self.partitions, partition, "CifarExec")?;
-        let store = context.runtime_env().object_store(&self.store_url)?;
+        let store =
+            super::object_stores::scan_object_store(&context.runtime_env(), &self.store_url)?;
         let schema = Arc::clone(&self.schema);
         let reader = Arc::new(BatchReader {
             store,

@@ -201,7 +201,8 @@ impl ExecutionPlan for ImageFolderExec {
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let files = partition_group(&self.groups, partition, "ImageFolderExec")?;
-        let store = context.runtime_env().object_store(&self.store_url)?;
+        let store =
+            super::object_stores::scan_object_store(&context.runtime_env(), &self.store_url)?;
         let schema = Arc::clone(&self.schema);
         let projection = self.projection.clone();
         let read_bytes = projection.contains(&2);

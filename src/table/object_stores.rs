@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use datafusion::common::{Result, plan_err};
 use datafusion::datasource::listing::ListingTableUrl;
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use object_store::ObjectStore;
 use url::Url;
@@ -27,6 +28,23 @@ pub fn ensure_object_store(runtime: &RuntimeEnv, table_url: &ListingTableUrl) ->
     })?;
     runtime.register_object_store(&base, store);
     Ok(())
+}
+
+/// The store a scan reads from, registered from the environment first if
+/// this runtime has none: a scan planned in one process (a Ballista client)
+/// runs in another (an executor), whose runtime saw no `CREATE EXTERNAL
+/// TABLE`.
+pub fn scan_object_store(
+    runtime: &RuntimeEnv,
+    store_url: &ObjectStoreUrl,
+) -> Result<Arc<dyn ObjectStore>> {
+    if let Ok(store) = runtime.object_store(store_url) {
+        return Ok(store);
+    }
+    let url: &Url = store_url.as_ref();
+    let store = store_for_url(url)?;
+    runtime.register_object_store(url, Arc::clone(&store));
+    Ok(store)
 }
 
 fn store_for_url(url: &Url) -> Result<Arc<dyn ObjectStore>> {

@@ -190,7 +190,10 @@ impl ExecutionPlan for WebDatasetExec {
             .map(|&i| table_schema.field(i).name().clone())
             .collect();
         let reader = SampleReader {
-            store: context.runtime_env().object_store(&self.store_url)?,
+            store: super::object_stores::scan_object_store(
+                &context.runtime_env(),
+                &self.store_url,
+            )?,
             shards,
             next_shard: 0,
             current: None,

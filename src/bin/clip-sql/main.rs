@@ -14,6 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod bench_command;
+#[cfg(feature = "ballista")]
+mod cluster_command;
 mod suite_command;
 
 use clap::{Parser, Subcommand};
@@ -34,7 +36,8 @@ use datafusion_clip::{ClipOptions, sql_params};
     about = "SQL over image tables with CLIP functions (DataFusion + candle)",
     long_about = "SQL over image tables with CLIP functions.\n\n\
         Without -c or -f, starts an interactive shell.\n\
-        Example: clip-sql -f sql/benchmarks/cifar10.sql --param model=RN50",
+        Example: clip-sql -f sql/benchmarks/cifar10.sql --param model=RN50\n\
+        On a Ballista cluster: clip-sql --ballista df://scheduler:50050 -f ...",
     args_conflicts_with_subcommands = true
 )]
 struct Args {
@@ -69,6 +72,13 @@ struct Args {
     /// -f files and -c statements, e.g. --param data=/mnt/cifar (repeatable).
     #[arg(long = "param", value_name = "NAME=VALUE", value_parser = sql_params::parse_param)]
     params: Vec<(String, String)>,
+
+    /// Run queries on a Ballista cluster: df://HOST[:PORT] (a `clip-sql
+    /// scheduler`), or `standalone` for a scheduler and executor started in
+    /// this process.
+    #[cfg(feature = "ballista")]
+    #[arg(long, value_name = "df://HOST:PORT")]
+    ballista: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -79,6 +89,12 @@ enum Command {
     /// Measure the efficiency table (batch-1 latency, images/s, prompts/s,
     /// peak memory) and the end-to-end images/s of a SQL query over images.
     Bench(bench_command::BenchArgs),
+    /// Run a Ballista scheduler that knows the CLIP functions and tables.
+    #[cfg(feature = "ballista")]
+    Scheduler(cluster_command::SchedulerArgs),
+    /// Run a Ballista executor with the CLIP functions on its own device.
+    #[cfg(feature = "ballista")]
+    Executor(cluster_command::ExecutorArgs),
 }
 
 fn parse_command(command: &str) -> std::result::Result<String, String> {
@@ -114,6 +130,12 @@ fn main() -> ExitCode {
         Some(Command::Bench(bench)) => {
             runtime.block_on(async { bench_command::run_bench(bench, base_options()?).await })
         }
+        #[cfg(feature = "ballista")]
+        Some(Command::Scheduler(scheduler)) => {
+            runtime.block_on(cluster_command::scheduler(scheduler))
+        }
+        #[cfg(feature = "ballista")]
+        Some(Command::Executor(executor)) => runtime.block_on(cluster_command::executor(executor)),
         None => runtime.block_on(run(args)),
     };
     match result {
@@ -146,9 +168,45 @@ async fn run_suite(args: suite_command::SuiteArgs) -> Result<()> {
     if !args.quiet && std::io::stderr().is_terminal() {
         datafusion_clip::engine::progress::spawn_stderr_reporter(Duration::from_millis(250));
     }
-    let context = datafusion_clip::suite::context_factory(config, runtime_env);
-    datafusion_clip::suite::run_suite(&suite, context.as_ref()).await?;
+    #[allow(unused_mut)]
+    let mut sessions =
+        datafusion_clip::suite::SuiteSessions::local(config.clone(), runtime_env.clone());
+    #[cfg(feature = "ballista")]
+    if let Some(target) = args.ballista.clone() {
+        // A fresh client session per run, on the cluster; the report still
+        // reads this machine's Parquet files here.
+        sessions.benchmark = Arc::new(move || {
+            let target = target.clone();
+            let state = datafusion::execution::SessionStateBuilder::new()
+                .with_default_features()
+                .with_config(config.clone())
+                .with_runtime_env(runtime_env.clone())
+                .build();
+            Box::pin(async move { cluster_command::cluster_context(&target, state).await })
+        });
+    }
+    datafusion_clip::suite::run_suite(&suite, &sessions).await?;
     Ok(())
+}
+
+/// The interactive/-f/-c session: in this process, or a client of a
+/// Ballista cluster.
+async fn session(
+    args: &Args,
+    config: SessionConfig,
+    runtime_env: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+) -> Result<SessionContext> {
+    #[cfg(feature = "ballista")]
+    if let Some(target) = &args.ballista {
+        let state = datafusion::execution::SessionStateBuilder::new()
+            .with_default_features()
+            .with_config(config)
+            .with_runtime_env(runtime_env)
+            .build();
+        return cluster_command::cluster_context(target, state).await;
+    }
+    let _ = args;
+    Ok(SessionContext::new_with_config_rt(config, runtime_env))
 }
 
 async fn run(args: Args) -> Result<()> {
@@ -160,7 +218,9 @@ async fn run(args: Args) -> Result<()> {
     let runtime_env = RuntimeEnvBuilder::new()
         .with_object_store_registry(registry.clone())
         .build_arc()?;
-    let ctx = SessionContext::new_with_config_rt(config, runtime_env).enable_url_table();
+    let ctx = session(&args, config, runtime_env)
+        .await?
+        .enable_url_table();
     ctx.register_catalog_list(Arc::new(DynamicObjectStoreCatalog::new(
         ctx.state().catalog_list().clone(),
         ctx.state_weak_ref(),

@@ -68,6 +68,13 @@ pub struct SuiteArgs {
     /// No progress line on the terminal.
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// Run the benchmark files on a Ballista cluster: df://HOST[:PORT], or
+    /// `standalone` (in this process). Predictions and the report are
+    /// written here.
+    #[cfg(feature = "ballista")]
+    #[arg(long, value_name = "df://HOST:PORT")]
+    pub ballista: Option<String>,
 }
 
 pub(crate) fn parse_pair(text: &str) -> Result<(String, String), String> {

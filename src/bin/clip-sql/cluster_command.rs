@@ -1,0 +1,119 @@
+//! `clip-sql scheduler`, `clip-sql executor` and `--ballista`: running the
+//! same SQL on a DataFusion Ballista cluster.
+
+use clap::Args;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::SessionState;
+use datafusion::prelude::SessionContext;
+use datafusion_clip::config::DeviceSetting;
+use datafusion_clip::distributed::executor::{ExecutorOptions, run_executor};
+use datafusion_clip::distributed::scheduler::{SchedulerOptions, run_scheduler};
+use datafusion_clip::distributed::{remote_context, standalone_context};
+
+/// `--ballista standalone`: a scheduler and an executor in this process.
+pub const STANDALONE: &str = "standalone";
+
+/// Run a Ballista scheduler that knows the CLIP functions and image tables.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Runs a Ballista scheduler that knows the CLIP functions, the clip.* \
+    settings and the IMAGEFOLDER, WEBDATASET and CIFAR tables. Start executors with \
+    `clip-sql executor --scheduler HOST:PORT`, then run SQL with \
+    `clip-sql --ballista df://HOST:PORT -f file.sql`."
+)]
+pub struct SchedulerArgs {
+    /// Address to listen on (0.0.0.0 for executors on other hosts).
+    #[arg(long, default_value = "127.0.0.1")]
+    bind_host: String,
+    /// gRPC port for clients and executors (0: a free one, printed on stderr).
+    #[arg(long, default_value_t = 50050)]
+    port: u16,
+    /// The host name clients and executors reach this scheduler by.
+    #[arg(long, default_value = "localhost")]
+    external_host: String,
+}
+
+/// Run a Ballista executor with the CLIP functions on its own device.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Runs a Ballista executor with the CLIP functions, computing on its \
+    own device: clip.device = 'auto' (the default) means --device here. Model weights are read \
+    from this machine's Hugging Face cache (or the local model directory a query names); table \
+    locations must be reachable from here at the same URL."
+)]
+pub struct ExecutorArgs {
+    /// The scheduler, HOST:PORT.
+    #[arg(long, default_value = "localhost:50050")]
+    scheduler: String,
+    /// Address to listen on (0.0.0.0 for a multi-host cluster).
+    #[arg(long, default_value = "127.0.0.1")]
+    bind_host: String,
+    /// Arrow Flight port (results and shuffles are fetched from it).
+    #[arg(long, default_value_t = 50051)]
+    port: u16,
+    /// gRPC port the scheduler sends tasks to.
+    #[arg(long, default_value_t = 50052)]
+    grpc_port: u16,
+    /// The host name other processes reach this executor by.
+    #[arg(long)]
+    external_host: Option<String>,
+    /// Tasks run at once (0: one per core). One per GPU is usually right:
+    /// partitions of a task share one batching worker per model.
+    #[arg(long, default_value_t = 0)]
+    vcores: usize,
+    /// Where shuffle files go (default: a temporary directory).
+    #[arg(long)]
+    work_dir: Option<String>,
+    /// The device for clip.device = 'auto': auto, cpu or cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: DeviceSetting,
+}
+
+pub async fn scheduler(args: SchedulerArgs) -> Result<()> {
+    run_scheduler(SchedulerOptions {
+        bind_host: args.bind_host,
+        port: args.port,
+        external_host: args.external_host,
+    })
+    .await
+}
+
+pub async fn executor(args: ExecutorArgs) -> Result<()> {
+    let (host, port) = args.scheduler.rsplit_once(':').ok_or_else(|| {
+        DataFusionError::Configuration(format!(
+            "--scheduler wants HOST:PORT, got '{}'",
+            args.scheduler
+        ))
+    })?;
+    let port = port.parse().map_err(|_| {
+        DataFusionError::Configuration(format!("--scheduler: '{port}' is not a port number"))
+    })?;
+    run_executor(ExecutorOptions {
+        scheduler_host: host.to_string(),
+        scheduler_port: port,
+        bind_host: args.bind_host,
+        port: args.port,
+        grpc_port: args.grpc_port,
+        external_host: args.external_host,
+        vcores: args.vcores,
+        work_dir: args.work_dir,
+        device: args.device,
+    })
+    .await
+}
+
+/// A context on the cluster `target` names: `df://host[:port]`, or
+/// `standalone` for one started in this process.
+pub async fn cluster_context(target: &str, state: SessionState) -> Result<SessionContext> {
+    if target == STANDALONE {
+        let vcores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        standalone_context(state, vcores).await
+    } else if target.starts_with("df://") {
+        remote_context(target, state).await
+    } else {
+        Err(DataFusionError::Configuration(format!(
+            "--ballista wants df://HOST[:PORT] (a scheduler started with `clip-sql scheduler`) \
+             or '{STANDALONE}', got '{target}'"
+        )))
+    }
+}
