@@ -17,14 +17,6 @@ use datafusion_clip::distributed::standalone_context;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-fn clip_sql(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_clip-sql"))
-        .args(args)
-        .env("HF_HUB_OFFLINE", "1")
-        .output()
-        .unwrap()
-}
-
 fn stdout_of(run: &Output, what: &str) -> String {
     assert!(
         run.status.success(),
@@ -330,10 +322,36 @@ fn scheduler_and_executor_processes_run_a_benchmark_file() {
 }
 
 #[test]
+fn an_executor_refuses_a_device_it_cannot_open() {
+    if candle_core::utils::cuda_is_available() {
+        return;
+    }
+    let run = clip_sql(&[
+        "executor",
+        "--device",
+        "cuda:0",
+        "--scheduler",
+        "localhost:1",
+    ]);
+    assert!(!run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("--device cuda:0"), "{stderr}");
+    assert!(stderr.contains("--features cuda"), "{stderr}");
+}
+
+#[test]
 fn a_wrong_cluster_address_is_a_clear_error() {
     let run = clip_sql(&["--ballista", "http://localhost:50050", "-c", "SELECT 1"]);
     assert!(!run.status.success());
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(stderr.contains("df://HOST[:PORT]"), "{stderr}");
     assert!(stderr.contains("standalone"), "{stderr}");
+    // Nothing listens on port 1: said before any SQL runs.
+    let run = clip_sql(&["--ballista", "df://127.0.0.1:1", "-c", "SELECT 1"]);
+    assert!(!run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("cannot reach the Ballista scheduler at df://127.0.0.1:1"),
+        "{stderr}"
+    );
 }

@@ -2,18 +2,9 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::*;
-
-fn clip_sql(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_clip-sql"))
-        .args(args)
-        // Never reach for the network from tests.
-        .env("HF_HUB_OFFLINE", "1")
-        .output()
-        .expect("clip-sql runs")
-}
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::*;
 use datafusion_clip::model::ClipConfig;
@@ -13,14 +13,6 @@ use datafusion_clip::model::random_weights::write_random_model;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const DATASETS: [&str; 3] = ["cifar10", "country211", "renderedsst2"];
-
-fn clip_sql(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_clip-sql"))
-        .args(args)
-        .env("HF_HUB_OFFLINE", "1")
-        .output()
-        .unwrap()
-}
 
 fn suite(out: &Path, models: &str, data: &[String], extra: &[&str]) -> Output {
     let out = out.display().to_string();

@@ -16,6 +16,15 @@ use super::cluster_session::{self, MAX_MESSAGE_BYTES};
 /// DDL (`CREATE EXTERNAL TABLE`, `SET`) stays in the client; every query
 /// goes to the cluster.
 pub async fn remote_context(url: &str, state: SessionState) -> Result<SessionContext> {
+    // Ballista connects at the first query; say now, and clearly, when the
+    // scheduler is not there.
+    let endpoint = scheduler_endpoint(url)?;
+    if let Err(e) = SchedulerGrpcClient::connect(endpoint.clone()).await {
+        return Err(DataFusionError::Execution(format!(
+            "cannot reach the Ballista scheduler at {url} ({endpoint}): {e}; \
+             is `clip-sql scheduler` running there?"
+        )));
+    }
     let state = for_cluster(state)?;
     let ctx = SessionContext::remote_with_state(url, state).await?;
     // Ballista resets the function list to DataFusion's; add ours back.
@@ -68,6 +77,17 @@ pub async fn standalone_context(state: SessionState, vcores: usize) -> Result<Se
     .await?;
     crate::register(&ctx)?;
     Ok(ctx)
+}
+
+/// `df://host[:port]` as the scheduler's gRPC endpoint (port 50050 when
+/// left out, as Ballista's own client does).
+fn scheduler_endpoint(url: &str) -> Result<String> {
+    let parsed = url::Url::parse(url)
+        .map_err(|e| DataFusionError::Configuration(format!("scheduler URL '{url}': {e}")))?;
+    let host = parsed.host_str().ok_or_else(|| {
+        DataFusionError::Configuration(format!("scheduler URL '{url}' names no host"))
+    })?;
+    Ok(format!("http://{host}:{}", parsed.port().unwrap_or(50050)))
 }
 
 /// `state` with the cluster's settings and codecs, the CLIP functions and

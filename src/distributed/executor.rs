@@ -53,6 +53,10 @@ impl Default for ExecutorOptions {
 /// Run an executor until the process is stopped (or the scheduler tells it
 /// to stop).
 pub async fn run_executor(options: ExecutorOptions) -> Result<()> {
+    // A device this machine or build cannot open fails the executor now,
+    // not every task later.
+    crate::engine::device::select_device(options.device)
+        .map_err(|e| DataFusionError::Configuration(format!("--device {}: {e}", options.device)))?;
     crate::engine::device::set_process_device(options.device).map_err(|already| {
         DataFusionError::Configuration(format!(
             "this process already computes on {already}; start one executor per device"

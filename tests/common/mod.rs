@@ -37,6 +37,15 @@ pub fn tiny_model() -> String {
 /// Embedding width of [`tiny_model_dir`].
 pub const TINY_DIM: usize = 24;
 
+/// Run the `clip-sql` binary with `args`, never reaching for the network.
+pub fn clip_sql(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_clip-sql"))
+        .args(args)
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .expect("clip-sql runs")
+}
+
 /// A session with the CLIP functions, settings and tables registered.
 pub fn context() -> SessionContext {
     let ctx = SessionContext::new_with_config(
