@@ -1,10 +1,13 @@
 //! `clip-sql scheduler`, `clip-sql executor` and `--ballista`: running the
 //! same SQL on a DataFusion Ballista cluster.
 
+use std::sync::Arc;
+
 use clap::Args;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::execution::SessionState;
-use datafusion::prelude::SessionContext;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_clip::config::DeviceSetting;
 use datafusion_clip::distributed::executor::{ExecutorOptions, run_executor};
 use datafusion_clip::distributed::scheduler::{SchedulerOptions, run_scheduler};
@@ -57,8 +60,9 @@ pub struct ExecutorArgs {
     /// The host name other processes reach this executor by.
     #[arg(long)]
     external_host: Option<String>,
-    /// Tasks run at once (0: one per core). One per GPU is usually right:
-    /// partitions of a task share one batching worker per model.
+    /// Tasks (partitions) run at once (0: one per core). They share this
+    /// executor's model worker, which fills each forward pass from several
+    /// of them, so more slots keep a GPU busier while they decode.
     #[arg(long, default_value_t = 0)]
     vcores: usize,
     /// Where shuffle files go (default: a temporary directory).
@@ -102,9 +106,19 @@ pub async fn executor(args: ExecutorArgs) -> Result<()> {
     .await
 }
 
-/// A context on the cluster `target` names: `df://host[:port]`, or
-/// `standalone` for one started in this process.
-pub async fn cluster_context(target: &str, state: SessionState) -> Result<SessionContext> {
+/// A context on the cluster `target` names (`df://host[:port]`, or
+/// `standalone` for one started in this process), with this process's
+/// settings and runtime (object stores) on the client side.
+pub async fn cluster_context(
+    target: &str,
+    config: SessionConfig,
+    runtime_env: Arc<RuntimeEnv>,
+) -> Result<SessionContext> {
+    let state = SessionStateBuilder::new()
+        .with_default_features()
+        .with_config(config)
+        .with_runtime_env(runtime_env)
+        .build();
     if target == STANDALONE {
         let vcores = std::thread::available_parallelism().map_or(1, |n| n.get());
         standalone_context(state, vcores).await

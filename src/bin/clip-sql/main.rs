@@ -176,13 +176,11 @@ async fn run_suite(args: suite_command::SuiteArgs) -> Result<()> {
         // A fresh client session per run, on the cluster; the report still
         // reads this machine's Parquet files here.
         sessions.benchmark = Arc::new(move || {
-            let target = target.clone();
-            let state = datafusion::execution::SessionStateBuilder::new()
-                .with_default_features()
-                .with_config(config.clone())
-                .with_runtime_env(runtime_env.clone())
-                .build();
-            Box::pin(async move { cluster_command::cluster_context(&target, state).await })
+            let (target, config, runtime_env) =
+                (target.clone(), config.clone(), runtime_env.clone());
+            Box::pin(
+                async move { cluster_command::cluster_context(&target, config, runtime_env).await },
+            )
         });
     }
     datafusion_clip::suite::run_suite(&suite, &sessions).await?;
@@ -191,6 +189,7 @@ async fn run_suite(args: suite_command::SuiteArgs) -> Result<()> {
 
 /// The interactive/-f/-c session: in this process, or a client of a
 /// Ballista cluster.
+#[cfg_attr(not(feature = "ballista"), allow(unused_variables))]
 async fn session(
     args: &Args,
     config: SessionConfig,
@@ -198,14 +197,8 @@ async fn session(
 ) -> Result<SessionContext> {
     #[cfg(feature = "ballista")]
     if let Some(target) = &args.ballista {
-        let state = datafusion::execution::SessionStateBuilder::new()
-            .with_default_features()
-            .with_config(config)
-            .with_runtime_env(runtime_env)
-            .build();
-        return cluster_command::cluster_context(target, state).await;
+        return cluster_command::cluster_context(target, config, runtime_env).await;
     }
-    let _ = args;
     Ok(SessionContext::new_with_config_rt(config, runtime_env))
 }
 
