@@ -9,6 +9,7 @@ pub mod op_timer;
 pub mod open_clip_layout;
 pub mod pil_resize;
 pub mod preprocess;
+pub mod quick_gelu;
 pub mod random_weights;
 pub mod registry;
 pub mod resnet;

@@ -144,7 +144,7 @@ impl Mlp {
         let dev = xs.device();
         let h = op_timer::linear("mlp: fc1, matmul", "mlp: fc1, bias", &self.fc1, xs)?;
         let h = op_timer::time("mlp: activation", dev, || match self.activation {
-            Activation::QuickGelu => &h * candle_nn::ops::sigmoid(&(&h * 1.702)?)?,
+            Activation::QuickGelu => super::quick_gelu::quick_gelu(&h),
             Activation::Gelu => h.gelu_erf(),
             Activation::GeluNew => h.gelu(),
         })?;
