@@ -563,8 +563,9 @@ async fn write_parquet(frame: datafusion::dataframe::DataFrame, path: &Path) -> 
     let file = tokio::fs::File::create(&partial)
         .await
         .map_err(|e| io_error(&partial, e))?;
+    // zstd level 3, as DataFusion's own Parquet writer defaults to.
     let properties = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
         .build();
     let mut writer = AsyncArrowWriter::try_new(file, schema, Some(properties))?;
     while let Some(batch) = batches.next().await {
