@@ -94,27 +94,9 @@ async fn the_suite_on_a_cluster_writes_the_same_predictions() {
     let data = format!("cifar10={}/", shards.display());
     let model = tiny_model();
     let run = |out: &Path, extra: &[&str]| {
-        let out = out.display().to_string();
-        let benchmarks = format!("{ROOT}/sql/benchmarks");
-        let sqldata = format!("{ROOT}/sql/data");
-        let mut args = vec![
-            "suite",
-            "--models",
-            &model,
-            "--datasets",
-            "cifar10",
-            "--data",
-            &data,
-            "--out",
-            &out,
-            "--benchmarks",
-            &benchmarks,
-            "--sqldata",
-            &sqldata,
-            "--quiet",
-        ];
-        args.extend(extra);
-        clip_sql(&args)
+        let mut extra = extra.to_vec();
+        extra.push("--quiet");
+        run_suite(out, &model, "cifar10", std::slice::from_ref(&data), &extra)
     };
     let (local, distributed) = (work.path().join("local"), work.path().join("cluster"));
     let local_tables = stdout_of(&run(&local, &[]), "local suite");

@@ -73,25 +73,14 @@ fn queries() -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logical_plans_travel_with_their_image_tables() {
     let (ctx, _dirs) = tables().await;
-    let codec = ClipLogicalCodec::default();
     // The receiving side knows the functions but none of the tables.
     let elsewhere = context();
     for sql in queries() {
         let frame = ctx.sql(&sql).await.unwrap();
         let plan = frame.logical_plan().clone();
         let expected = pretty(&frame.collect().await.unwrap());
-        let bytes = logical_plan_to_bytes_with_extension_codec(&plan, &codec).unwrap();
-        let decoded =
-            logical_plan_from_bytes_with_extension_codec(&bytes, &elsewhere.task_ctx(), &codec)
-                .unwrap();
-        let got = elsewhere
-            .execute_logical_plan(decoded)
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
-        assert_eq!(pretty(&got), expected, "{sql}");
+        let got = run_elsewhere(&plan, &elsewhere).await;
+        assert_eq!(got, expected, "{sql}");
         assert!(expected.lines().count() > 4, "{sql}: {expected}");
     }
 }
@@ -153,22 +142,10 @@ async fn in_memory_tables_travel_whole_with_their_partitions() {
     .unwrap();
     let sql = "SELECT key, embedding FROM emb ORDER BY key";
     let plan = ctx.sql(sql).await.unwrap().into_optimized_plan().unwrap();
-    let codec = ClipLogicalCodec::default();
-    let bytes = logical_plan_to_bytes_with_extension_codec(&plan, &codec).unwrap();
-    let elsewhere = context();
-    let decoded =
-        logical_plan_from_bytes_with_extension_codec(&bytes, &elsewhere.task_ctx(), &codec)
-            .unwrap();
-    let got = elsewhere
-        .execute_logical_plan(decoded)
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
+    let got = run_elsewhere(&plan, &context()).await;
     let expected = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-    assert_eq!(pretty(&got), pretty(&expected));
-    assert!(pretty(&got).contains("[0.5, -1.0]"), "{}", pretty(&got));
+    assert_eq!(got, pretty(&expected));
+    assert!(got.contains("[0.5, -1.0]"), "{got}");
 }
 
 #[test]
@@ -212,6 +189,27 @@ fn foreign_tables_and_bytes_are_errors() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("truncated"), "{err}");
+}
+
+/// `plan` encoded with our logical codec, decoded in `elsewhere` and run
+/// there, as a pretty table.
+async fn run_elsewhere(
+    plan: &datafusion::logical_expr::LogicalPlan,
+    elsewhere: &SessionContext,
+) -> String {
+    let codec = ClipLogicalCodec::default();
+    let bytes = logical_plan_to_bytes_with_extension_codec(plan, &codec).unwrap();
+    let decoded =
+        logical_plan_from_bytes_with_extension_codec(&bytes, &elsewhere.task_ctx(), &codec)
+            .unwrap();
+    let got = elsewhere
+        .execute_logical_plan(decoded)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    pretty(&got)
 }
 
 fn pretty(batches: &[datafusion::arrow::array::RecordBatch]) -> String {

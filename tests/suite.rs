@@ -15,27 +15,7 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const DATASETS: [&str; 3] = ["cifar10", "country211", "renderedsst2"];
 
 fn suite(out: &Path, models: &str, data: &[String], extra: &[&str]) -> Output {
-    let out = out.display().to_string();
-    let benchmarks = format!("{ROOT}/sql/benchmarks");
-    let sqldata = format!("{ROOT}/sql/data");
-    let mut args = vec![
-        "suite",
-        "--models",
-        models,
-        "--datasets",
-        "cifar10,country211,renderedsst2",
-        "--out",
-        &out,
-        "--benchmarks",
-        &benchmarks,
-        "--sqldata",
-        &sqldata,
-    ];
-    for d in data {
-        args.extend(["--data", d.as_str()]);
-    }
-    args.extend(extra);
-    clip_sql(&args)
+    run_suite(out, models, &DATASETS.join(","), data, extra)
 }
 
 /// The rows of a CSV file the suite wrote (no quoting in these tables).

@@ -46,6 +46,39 @@ pub fn clip_sql(args: &[&str]) -> std::process::Output {
         .expect("clip-sql runs")
 }
 
+/// `clip-sql suite` over this repository's benchmark files and data, with
+/// results in `out`; `data` holds `--data` values, `extra` more arguments.
+pub fn run_suite(
+    out: &Path,
+    models: &str,
+    datasets: &str,
+    data: &[String],
+    extra: &[&str],
+) -> std::process::Output {
+    let out = out.display().to_string();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let benchmarks = format!("{root}/sql/benchmarks");
+    let sqldata = format!("{root}/sql/data");
+    let mut args = vec![
+        "suite",
+        "--models",
+        models,
+        "--datasets",
+        datasets,
+        "--out",
+        &out,
+        "--benchmarks",
+        &benchmarks,
+        "--sqldata",
+        &sqldata,
+    ];
+    for d in data {
+        args.extend(["--data", d.as_str()]);
+    }
+    args.extend(extra);
+    clip_sql(&args)
+}
+
 /// A session with the CLIP functions, settings and tables registered.
 pub fn context() -> SessionContext {
     let ctx = SessionContext::new_with_config(
