@@ -187,5 +187,11 @@ fn sql_embed_image(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode_preprocess, image_encoder, sql_embed_image);
+criterion_group! {
+    name = benches;
+    // No HTML plots: criterion's plotting backend needs a system font and
+    // panics on machines without one (CI images, the GPU machine).
+    config = Criterion::default().without_plots();
+    targets = decode_preprocess, image_encoder, sql_embed_image
+}
 criterion_main!(benches);

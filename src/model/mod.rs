@@ -3,6 +3,8 @@
 
 pub mod clip;
 pub mod clip_config;
+pub mod cpu_attention;
+pub mod cpu_linear;
 pub mod jpeg_decode;
 pub mod layout;
 pub mod op_timer;

@@ -8,8 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-use candle_core::{Device, Module, Result, Tensor};
-use candle_nn::Linear;
+use candle_core::{Device, Result};
 
 static ENABLED: LazyLock<bool> =
     LazyLock::new(|| std::env::var("CLIP_PROFILE").is_ok_and(|v| !v.is_empty() && v != "0"));
@@ -37,35 +36,6 @@ pub fn time<T>(section: &'static str, device: &Device, f: impl FnOnce() -> Resul
         entry.1 += 1;
     }
     Ok(out)
-}
-
-/// `linear.forward(x)`; when profiling, the matrix product and the bias
-/// addition are charged apart, to `matmul` and `bias`.
-pub fn linear(
-    matmul: &'static str,
-    bias: &'static str,
-    linear: &Linear,
-    x: &Tensor,
-) -> Result<Tensor> {
-    if !enabled() {
-        return linear.forward(x);
-    }
-    let dev = x.device();
-    let y = time(matmul, dev, || {
-        let w = linear.weight();
-        let dims = x.dims().to_vec();
-        let k = dims.last().copied().unwrap_or(1);
-        let rows = x.elem_count() / k.max(1);
-        let mut out_dims = dims;
-        if let Some(last) = out_dims.last_mut() {
-            *last = w.dim(0)?;
-        }
-        x.reshape((rows, k))?.matmul(&w.t()?)?.reshape(out_dims)
-    })?;
-    match linear.bias() {
-        Some(b) => time(bias, dev, || y.broadcast_add(b)),
-        None => Ok(y),
-    }
 }
 
 /// The sections timed so far, as (section, total, calls), and clear them.

@@ -164,6 +164,35 @@ pub fn resize_bicubic_crop(
     height: usize,
     crop: Crop,
 ) -> Interleaved {
+    // The default x86-64 target has SSE2 only, which has no 32-bit integer
+    // multiply across lanes: the same loops compiled for AVX2 run about twice
+    // as fast. The bytes are the same either way (integer arithmetic).
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { resize_bicubic_crop_avx2(image, width, height, crop) };
+    }
+    resize_bicubic_crop_portable(image, width, height, crop)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn resize_bicubic_crop_avx2(
+    image: &Interleaved,
+    width: usize,
+    height: usize,
+    crop: Crop,
+) -> Interleaved {
+    resize_bicubic_crop_portable(image, width, height, crop)
+}
+
+#[inline(always)]
+fn resize_bicubic_crop_portable(
+    image: &Interleaved,
+    width: usize,
+    height: usize,
+    crop: Crop,
+) -> Interleaved {
     let channels = image.channels;
     let need_horizontal = width != image.width;
     let need_vertical = height != image.height;
@@ -194,22 +223,17 @@ pub fn resize_bicubic_crop(
     let mut band = vec![0u8; rows * row_len];
     if need_horizontal {
         let horizontal = coefficients(image.width, width);
-        let half = 1i32 << (PRECISION_BITS - 1);
+        let columns = crop.left..crop.left + crop.width;
         for y in 0..rows {
             let src =
                 &image.data[(y + first_row) * image.width * channels..][..image.width * channels];
             let dst = &mut band[y * row_len..][..row_len];
-            for (x, xx) in (crop.left..crop.left + crop.width).enumerate() {
-                let start = horizontal.starts[xx];
-                let k = &horizontal.weights[xx * horizontal.window..][..horizontal.counts[xx]];
-                let taps = &src[start * channels..][..k.len() * channels];
-                for c in 0..channels {
-                    let mut acc = half;
-                    for (i, &w) in k.iter().enumerate() {
-                        acc += i32::from(taps[i * channels + c]) * w;
-                    }
-                    dst[x * channels + c] = clip8(acc);
-                }
+            match channels {
+                1 => horizontal_row::<1>(src, dst, &horizontal, columns.clone()),
+                2 => horizontal_row::<2>(src, dst, &horizontal, columns.clone()),
+                3 => horizontal_row::<3>(src, dst, &horizontal, columns.clone()),
+                4 => horizontal_row::<4>(src, dst, &horizontal, columns.clone()),
+                _ => horizontal_row_any(src, dst, &horizontal, columns.clone(), channels),
             }
         }
     } else {
@@ -251,6 +275,57 @@ pub fn resize_bicubic_crop(
         height: crop.height,
         channels,
         data: out,
+    }
+}
+
+/// One row of the horizontal pass for `C` interleaved channels: per output
+/// pixel, the channels' sums run side by side over the taps (one read of
+/// each source pixel; the loops unroll for a known `C`).
+#[inline(always)]
+fn horizontal_row<const C: usize>(
+    src: &[u8],
+    dst: &mut [u8],
+    horizontal: &Coefficients<i32>,
+    columns: std::ops::Range<usize>,
+) {
+    let half = 1i32 << (PRECISION_BITS - 1);
+    for (out, xx) in dst.chunks_exact_mut(C).zip(columns) {
+        let start = horizontal.starts[xx];
+        let k = &horizontal.weights[xx * horizontal.window..][..horizontal.counts[xx]];
+        let taps = &src[start * C..][..k.len() * C];
+        let mut acc = [half; C];
+        for (pixel, &w) in taps.chunks_exact(C).zip(k) {
+            for c in 0..C {
+                acc[c] += i32::from(pixel[c]) * w;
+            }
+        }
+        for c in 0..C {
+            out[c] = clip8(acc[c]);
+        }
+    }
+}
+
+/// [`horizontal_row`] for any number of channels.
+#[inline(always)]
+fn horizontal_row_any(
+    src: &[u8],
+    dst: &mut [u8],
+    horizontal: &Coefficients<i32>,
+    columns: std::ops::Range<usize>,
+    channels: usize,
+) {
+    let half = 1i32 << (PRECISION_BITS - 1);
+    for (out, xx) in dst.chunks_exact_mut(channels).zip(columns) {
+        let start = horizontal.starts[xx];
+        let k = &horizontal.weights[xx * horizontal.window..][..horizontal.counts[xx]];
+        let taps = &src[start * channels..][..k.len() * channels];
+        for (c, o) in out.iter_mut().enumerate() {
+            let mut acc = half;
+            for (i, &w) in k.iter().enumerate() {
+                acc += i32::from(taps[i * channels + c]) * w;
+            }
+            *o = clip8(acc);
+        }
     }
 }
 

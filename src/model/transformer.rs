@@ -6,7 +6,7 @@ use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{LayerNorm, Linear, VarBuilder};
 
 use super::clip_config::Activation;
-use super::op_timer;
+use super::{cpu_attention, cpu_linear, op_timer};
 
 /// Shape of one encoder stack.
 #[derive(Debug, Clone, Copy)]
@@ -19,64 +19,77 @@ pub struct EncoderShape {
     pub layer_norm_eps: f64,
 }
 
-/// Multi-head self-attention with separate q/k/v projections.
+/// Multi-head self-attention. The checkpoint's separate q/k/v projections
+/// are packed into one (3·width x width) layer at load time, with q's
+/// weights and bias pre-multiplied by `head_dim^-½`: one matrix product
+/// instead of three, and no scaling pass.
 #[derive(Debug, Clone)]
 struct SelfAttention {
-    q_proj: Linear,
-    k_proj: Linear,
-    v_proj: Linear,
+    qkv_proj: Linear,
     out_proj: Linear,
     heads: usize,
-    head_dim: usize,
-    scale: f64,
 }
 
 impl SelfAttention {
     fn new(vb: VarBuilder, shape: &EncoderShape) -> Result<Self> {
         let w = shape.width;
         let head_dim = w / shape.heads;
+        let scale = (head_dim as f64).powf(-0.5);
+        let q = candle_nn::linear(w, w, vb.pp("q_proj"))?;
+        let k = candle_nn::linear(w, w, vb.pp("k_proj"))?;
+        let v = candle_nn::linear(w, w, vb.pp("v_proj"))?;
+        let weight = Tensor::cat(&[&(q.weight() * scale)?, k.weight(), v.weight()], 0)?;
+        let bias = match (q.bias(), k.bias(), v.bias()) {
+            (Some(q), Some(k), Some(v)) => Some(Tensor::cat(&[&(q * scale)?, k, v], 0)?),
+            _ => None,
+        };
         Ok(Self {
-            q_proj: candle_nn::linear(w, w, vb.pp("q_proj"))?,
-            k_proj: candle_nn::linear(w, w, vb.pp("k_proj"))?,
-            v_proj: candle_nn::linear(w, w, vb.pp("v_proj"))?,
+            qkv_proj: Linear::new(weight, bias),
             out_proj: candle_nn::linear(w, w, vb.pp("out_proj"))?,
             heads: shape.heads,
-            head_dim,
-            scale: (head_dim as f64).powf(-0.5),
         })
     }
 
-    /// `xs`: (batch, tokens, width); `mask`: additive (tokens, tokens).
-    fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let (b, t, w) = xs.dims3()?;
-        let split = |x: Tensor| -> Result<Tensor> {
-            x.reshape((b, t, self.heads, self.head_dim))?
-                .transpose(1, 2)?
-                .contiguous()
-        };
+    /// `residual + attention(xs)`. `xs`: (batch, tokens, width); `mask`:
+    /// additive (tokens, tokens).
+    fn forward(&self, xs: &Tensor, mask: Option<&Tensor>, residual: &Tensor) -> Result<Tensor> {
         let dev = xs.device();
-        let project = |proj: &Linear, x: &Tensor| {
-            op_timer::linear(
-                "attention: projections, matmul",
-                "attention: projections, bias",
-                proj,
-                x,
-            )
-        };
-        let q = project(&self.q_proj, xs)?;
-        let k = project(&self.k_proj, xs)?;
-        let v = project(&self.v_proj, xs)?;
-        let (q, k, v) = op_timer::time("attention: scale, split heads", dev, || {
-            Ok((split((q * self.scale)?)?, split(k)?, split(v)?))
+        let qkv = op_timer::time("attention: q/k/v projection", dev, || {
+            cpu_linear::linear_add(xs, &self.qkv_proj, None)
         })?;
         let out = op_timer::time("attention: scores, softmax, values", dev, || {
-            attend_in_slices(&q, &k, &v, mask, MAX_SCORE_ELEMENTS)
+            if cpu_linear::runs_fused(&qkv) {
+                cpu_attention::attention(&qkv, self.heads, mask)
+            } else {
+                attention_with_candle_ops(&qkv, self.heads, mask)
+            }
         })?;
-        let out = op_timer::time("attention: merge heads", dev, || {
-            out.transpose(1, 2)?.reshape((b, t, w))
-        })?;
-        project(&self.out_proj, &out)
+        op_timer::time("attention: output projection, residual", dev, || {
+            cpu_linear::linear_add(&out, &self.out_proj, Some(residual))
+        })
     }
+}
+
+/// Attention over the packed (batch, tokens, 3·width) projection with
+/// candle's ops, on any device and dtype: split the heads, attend, merge.
+pub(crate) fn attention_with_candle_ops(
+    qkv: &Tensor,
+    heads: usize,
+    mask: Option<&Tensor>,
+) -> Result<Tensor> {
+    let (b, t, packed) = qkv.dims3()?;
+    let width = packed / 3;
+    let head_dim = width / heads.max(1);
+    // (b, t, 3, heads, head_dim): q, k, v each (b, heads, t, head_dim).
+    let qkv = qkv.contiguous()?.reshape((b, t, 3, heads, head_dim))?;
+    let split = |i: usize| {
+        qkv.narrow(2, i, 1)?
+            .squeeze(2)?
+            .transpose(1, 2)?
+            .contiguous()
+    };
+    let out = attend_in_slices(&split(0)?, &split(1)?, &split(2)?, mask, MAX_SCORE_ELEMENTS)?;
+    out.transpose(1, 2)?.reshape((b, t, width))
 }
 
 /// GPU kernels index the score tensor with 32-bit integers: keep each piece
@@ -140,15 +153,17 @@ impl Mlp {
         })
     }
 
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+    /// `residual + fc2(activation(fc1(xs)))`.
+    fn forward(&self, xs: &Tensor, residual: &Tensor) -> Result<Tensor> {
         let dev = xs.device();
-        let h = op_timer::linear("mlp: fc1, matmul", "mlp: fc1, bias", &self.fc1, xs)?;
-        let h = op_timer::time("mlp: activation", dev, || match self.activation {
-            Activation::QuickGelu => super::quick_gelu::quick_gelu(&h),
-            Activation::Gelu => h.gelu_erf(),
-            Activation::GeluNew => h.gelu(),
+        let h = op_timer::time("mlp: fc1, activation", dev, || match self.activation {
+            Activation::QuickGelu => cpu_linear::linear_quick_gelu(xs, &self.fc1),
+            Activation::Gelu => cpu_linear::linear_add(xs, &self.fc1, None)?.gelu_erf(),
+            Activation::GeluNew => cpu_linear::linear_add(xs, &self.fc1, None)?.gelu(),
         })?;
-        op_timer::linear("mlp: fc2, matmul", "mlp: fc2, bias", &self.fc2, &h)
+        op_timer::time("mlp: fc2, residual", dev, || {
+            cpu_linear::linear_add(&h, &self.fc2, Some(residual))
+        })
     }
 }
 
@@ -174,11 +189,9 @@ impl EncoderLayer {
     fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let dev = xs.device();
         let normed = op_timer::time("layer norms", dev, || self.layer_norm1.forward(xs))?;
-        let h = self.self_attn.forward(&normed, mask)?;
-        let xs = op_timer::time("residual adds", dev, || xs + h)?;
+        let xs = self.self_attn.forward(&normed, mask, xs)?;
         let normed = op_timer::time("layer norms", dev, || self.layer_norm2.forward(&xs))?;
-        let h = self.mlp.forward(&normed)?;
-        op_timer::time("residual adds", dev, || xs + h)
+        self.mlp.forward(&normed, &xs)
     }
 }
 
