@@ -12,6 +12,7 @@
 use candle_core::{Device, Result, Tensor, bail};
 use rayon::prelude::*;
 
+use super::cpu_gemm::{self, View};
 use super::cpu_linear::f32_values;
 
 /// `softmax(q kᵀ + mask) v` for every head. `qkv`: (batch, tokens,
@@ -45,23 +46,18 @@ pub fn attention(qkv: &Tensor, heads: usize, mask: Option<&Tensor>) -> Result<Te
     if t > 0 && width > 0 {
         out.par_chunks_mut(t * width)
             .zip(values.par_chunks(t * packed))
-            .for_each(|(image_out, image_qkv)| {
+            .try_for_each(|(image_out, image_qkv)| {
                 let mut scores = vec![0f32; t * t];
-                for h in 0..heads {
-                    attend_one_head(
-                        image_qkv,
-                        image_out,
-                        &mut scores,
-                        mask_values,
-                        AttentionShape {
-                            t,
-                            width,
-                            head_dim,
-                            head: h,
-                        },
-                    );
-                }
-            });
+                (0..heads).try_for_each(|head| {
+                    let shape = AttentionShape {
+                        t,
+                        width,
+                        head_dim,
+                        head,
+                    };
+                    attend_one_head(image_qkv, image_out, &mut scores, mask_values, shape)
+                })
+            })?;
     }
     drop((qkv_storage, mask_guard));
     Tensor::from_vec(out, (b, t, width), &Device::Cpu)
@@ -83,7 +79,7 @@ fn attend_one_head(
     scores: &mut [f32],
     mask: Option<&[f32]>,
     shape: AttentionShape,
-) {
+) -> Result<()> {
     let AttentionShape {
         t,
         width,
@@ -94,35 +90,18 @@ fn attend_one_head(
     let q = head * head_dim;
     let k = width + head * head_dim;
     let v = 2 * width + head * head_dim;
-    debug_assert!(image_qkv.len() == t * row && image_out.len() == t * width);
-    debug_assert!(scores.len() == t * t);
-    // SAFETY: `image_qkv` holds t rows of 3·width values. q (t x head_dim,
-    // rows `row` apart from offset `q`) and k read transposed (head_dim x t:
-    // element (d, j) at k + j·row + d) stay inside it, as v + (t-1)·row +
-    // head_dim ≤ t·row; `scores` is a t x t row-major buffer of its own.
-    unsafe {
-        gemm::gemm(
-            t,
-            t,
-            head_dim,
-            scores.as_mut_ptr(),
-            1,
-            t as isize,
-            false,
-            image_qkv.as_ptr().add(q),
-            1,
-            row as isize,
-            image_qkv.as_ptr().add(k),
-            row as isize,
-            1,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
+    // q (t x head_dim) times kᵀ (k read by columns): the scores.
+    cpu_gemm::matmul(
+        (t, t, head_dim),
+        scores,
+        View::rows(0, t),
+        image_qkv,
+        View::rows(q, row),
+        image_qkv,
+        View::columns(k, row),
+        false,
+        gemm::Parallelism::None,
+    )?;
     for (i, scores_row) in scores.chunks_mut(t).enumerate() {
         if let Some(mask) = mask {
             for (s, m) in scores_row.iter_mut().zip(&mask[i * t..(i + 1) * t]) {
@@ -131,34 +110,18 @@ fn attend_one_head(
         }
         softmax_in_place(scores_row);
     }
-    // SAFETY: `scores` is t x t; v is read as t x head_dim with rows `row`
-    // apart from offset `v` (inside `image_qkv`, as above); the output block
-    // (t x head_dim, rows `width` apart from `head·head_dim`) ends at
-    // (t-1)·width + width ≤ t·width, inside `image_out`, which nothing else
-    // borrows while this head runs.
-    unsafe {
-        gemm::gemm(
-            t,
-            head_dim,
-            t,
-            image_out.as_mut_ptr().add(q),
-            1,
-            width as isize,
-            false,
-            scores.as_ptr(),
-            1,
-            t as isize,
-            image_qkv.as_ptr().add(v),
-            1,
-            row as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
+    // The probabilities times v, into this head's columns of the output.
+    cpu_gemm::matmul(
+        (t, head_dim, t),
+        image_out,
+        View::rows(q, width),
+        scores,
+        View::rows(0, t),
+        image_qkv,
+        View::rows(v, row),
+        false,
+        gemm::Parallelism::None,
+    )
 }
 
 /// `e^(x - max) / Σ e^(x - max)` over one row. A row always keeps a finite

@@ -13,6 +13,7 @@ use candle_core::{DType, Device, Layout, Module, Result, Storage, Tensor, bail};
 use candle_nn::Linear;
 use rayon::prelude::*;
 
+use super::cpu_gemm::{self, View};
 use super::quick_gelu;
 
 /// `x Wᵀ + b`, plus `residual` when given (same shape as the output).
@@ -132,36 +133,19 @@ fn cpu_linear(
             }
         });
     }
-    if rows > 0 && n > 0 && k > 0 {
-        debug_assert!(xs.len() == rows * k && ws.len() == n * k && out.len() == rows * n);
-        // SAFETY: `xs` holds rows x k values (row-major), `ws` holds n x k
-        // (row-major, read as its transpose: element (kk, j) at j*k + kk) and
-        // `out` holds rows x n; every index gemm forms from these sizes and
-        // strides lies inside the three slices, and `out` is not aliased.
-        unsafe {
-            gemm::gemm(
-                rows,
-                n,
-                k,
-                out.as_mut_ptr(),
-                1,
-                n as isize,
-                starts_filled,
-                xs.as_ptr(),
-                1,
-                k as isize,
-                ws.as_ptr(),
-                k as isize,
-                1,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                parallelism(),
-            );
-        }
-    }
+    // x (rows x k, row-major) times Wᵀ (W is n x k row-major, read by
+    // columns).
+    cpu_gemm::matmul(
+        (rows, n, k),
+        &mut out,
+        View::rows(0, n),
+        xs,
+        View::rows(0, k),
+        ws,
+        View::columns(0, k),
+        starts_filled,
+        parallelism(),
+    )?;
     if quick_gelu_after {
         quick_gelu::quick_gelu_in_place(&mut out);
     }

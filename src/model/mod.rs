@@ -4,6 +4,7 @@
 pub mod clip;
 pub mod clip_config;
 pub mod cpu_attention;
+mod cpu_gemm;
 pub mod cpu_linear;
 pub mod jpeg_decode;
 pub mod layout;
