@@ -454,33 +454,11 @@ fn a_failed_run_is_reported_and_never_replaced_by_an_earlier_result() {
     standin_shards(&mnist, class_count("mnist"));
     let out = work.path().join("results");
     let run = |mnist_data: &Path, extra: &[&str]| {
-        let out = out.display().to_string();
-        let benchmarks = format!("{ROOT}/sql/benchmarks");
-        let sqldata = format!("{ROOT}/sql/data");
-        let (c, m) = (
+        let data = [
             format!("cifar10={}/", cifar10.display()),
             format!("mnist={}/", mnist_data.display()),
-        );
-        let model = tiny_model();
-        let mut args = vec![
-            "suite",
-            "--models",
-            &model,
-            "--datasets",
-            "cifar10,mnist",
-            "--out",
-            &out,
-            "--benchmarks",
-            &benchmarks,
-            "--sqldata",
-            &sqldata,
-            "--data",
-            &c,
-            "--data",
-            &m,
         ];
-        args.extend(extra);
-        clip_sql(&args)
+        run_suite(&out, &tiny_model(), "cifar10,mnist", &data, extra)
     };
     let first = run(&mnist, &[]);
     assert!(

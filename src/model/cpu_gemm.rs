@@ -114,63 +114,36 @@ mod tests {
         // lhs 2x3 row-major; rhs 3x2 stored as the transpose of a 2x3.
         let lhs = [1., 2., 3., 4., 5., 6.];
         let rhs_t = [1., 0., 1., 0., 1., 0.];
+        let product = |dims, lhs_row_stride, dst: &mut [f32], accumulate| {
+            let (lhs_view, rhs_view) = (View::rows(0, lhs_row_stride), View::columns(0, 3));
+            let p = gemm::Parallelism::None;
+            matmul(
+                dims,
+                dst,
+                View::rows(0, 2),
+                &lhs,
+                lhs_view,
+                &rhs_t,
+                rhs_view,
+                accumulate,
+                p,
+            )
+        };
         let mut dst = [10., 20., 30., 40.];
-        let p = gemm::Parallelism::None;
-        let m = (2, 2, 3);
-        matmul(
-            m,
-            &mut dst,
-            View::rows(0, 2),
-            &lhs,
-            View::rows(0, 3),
-            &rhs_t,
-            View::columns(0, 3),
-            true,
-            p,
-        )
-        .unwrap();
+        product((2, 2, 3), 3, &mut dst, true).unwrap();
         assert_eq!(dst, [14., 22., 40., 45.]);
-        matmul(
-            m,
-            &mut dst,
-            View::rows(0, 2),
-            &lhs,
-            View::rows(0, 3),
-            &rhs_t,
-            View::columns(0, 3),
-            false,
-            p,
-        )
-        .unwrap();
+        product((2, 2, 3), 3, &mut dst, false).unwrap();
         assert_eq!(dst, [4., 2., 10., 5.]);
         // One row too many for the destination is an error, not a write.
-        let err = matmul(
-            (3, 2, 3),
-            &mut dst,
-            View::rows(0, 2),
-            &lhs,
-            View::rows(0, 1),
-            &rhs_t,
-            View::columns(0, 3),
-            false,
-            p,
-        )
-        .unwrap_err()
-        .to_string();
+        let err = product((3, 2, 3), 1, &mut dst, false)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("does not fit"), "{err}");
         assert_eq!(dst, [4., 2., 10., 5.]);
-        matmul(
-            (2, 2, 0),
-            &mut dst,
-            View::rows(0, 2),
-            &lhs,
-            View::rows(0, 3),
-            &rhs_t,
-            View::columns(0, 3),
-            false,
-            p,
-        )
-        .unwrap();
+        // An empty sum: zero, unless accumulating.
+        product((2, 2, 0), 3, &mut dst, true).unwrap();
+        assert_eq!(dst, [4., 2., 10., 5.]);
+        product((2, 2, 0), 3, &mut dst, false).unwrap();
         assert_eq!(dst, [0.; 4]);
     }
 }

@@ -60,7 +60,7 @@ pub(crate) fn f32_values<'a>(
 }
 
 /// How `gemm` may use the CPU: candle's own setting (rayon's threads).
-pub(crate) fn parallelism() -> gemm::Parallelism {
+fn parallelism() -> gemm::Parallelism {
     match candle_core::utils::get_num_threads() {
         0 | 1 => gemm::Parallelism::None,
         n => gemm::Parallelism::Rayon(n),
@@ -84,7 +84,7 @@ fn cpu_linear(
             x.dims()
         ),
     }
-    let rows = x.elem_count() / k.max(1);
+    let rows: usize = x.dims()[..x.rank() - 1].iter().product();
     let bias = layer.bias().map(Tensor::contiguous).transpose()?;
     let residual = residual.map(Tensor::contiguous).transpose()?;
 
@@ -189,6 +189,16 @@ mod tests {
             let fused = linear_add(&x, &layer, None).unwrap();
             assert!(max_relative_error(&fused, &layer.forward(&x).unwrap()) < 1e-5);
         }
+    }
+
+    #[test]
+    fn a_layer_without_inputs_gives_its_bias() {
+        let dev = Device::Cpu;
+        let bias = Tensor::new(&[1f32, -2., 3.], &dev).unwrap();
+        let layer = Linear::new(Tensor::zeros((3, 0), DType::F32, &dev).unwrap(), Some(bias));
+        let x = Tensor::zeros((2, 0), DType::F32, &dev).unwrap();
+        let y = linear_add(&x, &layer, None).unwrap();
+        assert_eq!(y.to_vec2::<f32>().unwrap(), [[1., -2., 3.], [1., -2., 3.]]);
     }
 
     #[test]
