@@ -1,11 +1,15 @@
 //! The model layer: CLIP architectures, weights, tokenizer and image
 //! preprocessing. It knows tensors and files, nothing of SQL or Arrow.
 
+pub mod channels_last;
 pub mod clip;
 pub mod clip_config;
 pub mod cpu_attention;
 mod cpu_gemm;
 pub mod cpu_linear;
+pub mod cuda_fused;
+#[cfg(feature = "cuda")]
+mod cuda_launch;
 pub mod jpeg_decode;
 pub mod layout;
 pub mod op_timer;

@@ -14,14 +14,52 @@
 //! BatchNorm (inference statistics) is folded into the preceding
 //! bias-free convolution at load time, in f32, so a forward pass is
 //! convolutions and ReLUs only.
+//!
+//! On CUDA (with this crate's kernels on, see `cuda_fused.rs`) the feature
+//! maps are channels-last and every convolution is one matrix product plus
+//! one fused bias/residual/ReLU pass (`channels_last.rs`); elsewhere they
+//! are candle's NCHW convolutions.
 
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder};
 
+use super::channels_last::{self, ChannelsLastConv};
 use super::clip_config::ResNetConfig;
+use super::cuda_fused;
 
 /// torch's BatchNorm2d default.
 const BATCH_NORM_EPS: f64 = 1e-5;
+
+/// A convolution with its BatchNorm folded in, in the tower's map layout.
+#[derive(Debug, Clone)]
+enum FoldedConv {
+    Nchw(Conv2d),
+    ChannelsLast(ChannelsLastConv),
+}
+
+impl FoldedConv {
+    /// `conv(x) + bias + residual`, then ReLU when `relu`.
+    fn forward(&self, x: &Tensor, residual: Option<&Tensor>, relu: bool) -> Result<Tensor> {
+        match self {
+            FoldedConv::Nchw(conv) => {
+                let mut y = conv.forward(x)?;
+                if let Some(residual) = residual {
+                    y = (y + residual)?;
+                }
+                if relu { y.relu() } else { Ok(y) }
+            }
+            FoldedConv::ChannelsLast(conv) => conv.forward(x, residual, relu),
+        }
+    }
+}
+
+/// `size` x `size` average pooling in either map layout.
+fn avg_pool(x: &Tensor, size: usize, channels_last: bool) -> Result<Tensor> {
+    match channels_last {
+        true => channels_last::avg_pool(x, size),
+        false => x.avg_pool2d(size),
+    }
+}
 
 /// A bias-free convolution followed by BatchNorm, as one convolution.
 fn conv_bn(
@@ -30,7 +68,8 @@ fn conv_bn(
     (inp, out, kernel): (usize, usize, usize),
     stride: usize,
     padding: usize,
-) -> Result<Conv2d> {
+    channels_last: bool,
+) -> Result<FoldedConv> {
     let f32_get = |vb: &VarBuilder, shape: &[usize], name: &str| {
         vb.get_with_hints_dtype(shape, name, Default::default(), DType::F32)
     };
@@ -44,64 +83,79 @@ fn conv_bn(
     let weight = weight.broadcast_mul(&scale.reshape((out, 1, 1, 1))?)?;
     let bias = (beta - (mean * &scale)?)?;
     let dtype = conv.dtype();
-    Ok(Conv2d::new(
-        weight.to_dtype(dtype)?,
-        Some(bias.to_dtype(dtype)?),
+    let (weight, bias) = (weight.to_dtype(dtype)?, bias.to_dtype(dtype)?);
+    if channels_last {
+        return Ok(FoldedConv::ChannelsLast(ChannelsLastConv::new(
+            &weight, bias, stride, padding,
+        )?));
+    }
+    Ok(FoldedConv::Nchw(Conv2d::new(
+        weight,
+        Some(bias),
         Conv2dConfig {
             padding,
             stride,
             ..Default::default()
         },
-    ))
+    )))
 }
 
 /// A bottleneck block (1x1, 3x3, avg-pool by the stride, 1x1 to 4x planes).
 #[derive(Debug, Clone)]
 struct Bottleneck {
-    conv1: Conv2d,
-    conv2: Conv2d,
-    conv3: Conv2d,
+    conv1: FoldedConv,
+    conv2: FoldedConv,
+    conv3: FoldedConv,
     /// Average pool, then 1x1 conv + BN: when the stride or width changes.
-    downsample: Option<Conv2d>,
+    downsample: Option<FoldedConv>,
     stride: usize,
+    channels_last: bool,
 }
 
 impl Bottleneck {
-    fn new(vb: VarBuilder, inplanes: usize, planes: usize, stride: usize) -> Result<Self> {
+    fn new(
+        vb: VarBuilder,
+        (inplanes, planes, stride): (usize, usize, usize),
+        channels_last: bool,
+    ) -> Result<Self> {
         let expanded = planes * 4;
+        let conv = |name: &str, bn: &str, dims, padding| {
+            conv_bn(vb.pp(name), vb.pp(bn), dims, 1, padding, channels_last)
+        };
         let downsample = if stride > 1 || inplanes != expanded {
-            Some(conv_bn(
-                vb.pp("downsample.0"),
-                vb.pp("downsample.1"),
+            Some(conv(
+                "downsample.0",
+                "downsample.1",
                 (inplanes, expanded, 1),
-                1,
                 0,
             )?)
         } else {
             None
         };
         Ok(Self {
-            conv1: conv_bn(vb.pp("conv1"), vb.pp("bn1"), (inplanes, planes, 1), 1, 0)?,
-            conv2: conv_bn(vb.pp("conv2"), vb.pp("bn2"), (planes, planes, 3), 1, 1)?,
-            conv3: conv_bn(vb.pp("conv3"), vb.pp("bn3"), (planes, expanded, 1), 1, 0)?,
+            conv1: conv("conv1", "bn1", (inplanes, planes, 1), 0)?,
+            conv2: conv("conv2", "bn2", (planes, planes, 3), 1)?,
+            conv3: conv("conv3", "bn3", (planes, expanded, 1), 0)?,
             downsample,
             stride,
+            channels_last,
         })
     }
 
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let mut out = self.conv1.forward(xs)?.relu()?;
-        out = self.conv2.forward(&out)?.relu()?;
+        let mut out = self.conv1.forward(xs, None, true)?;
+        out = self.conv2.forward(&out, None, true)?;
         if self.stride > 1 {
-            out = out.avg_pool2d(self.stride)?;
+            out = avg_pool(&out, self.stride, self.channels_last)?;
         }
-        out = self.conv3.forward(&out)?;
         let identity = match &self.downsample {
-            Some(conv) if self.stride > 1 => conv.forward(&xs.avg_pool2d(self.stride)?)?,
-            Some(conv) => conv.forward(xs)?,
+            Some(conv) if self.stride > 1 => {
+                conv.forward(&avg_pool(xs, self.stride, self.channels_last)?, None, false)?
+            }
+            Some(conv) => conv.forward(xs, None, false)?,
             None => xs.clone(),
         };
-        (out + identity)?.relu()
+        self.conv3.forward(&out, Some(&identity), true)
     }
 }
 
@@ -128,14 +182,13 @@ impl AttentionPool {
         })
     }
 
-    /// (batch, width, h, w) -> (batch, out)
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let (b, c, h, w) = xs.dims4()?;
-        let tokens = xs.reshape((b, c, h * w))?.transpose(1, 2)?;
+    /// (batch, positions, width) -> (batch, out)
+    fn forward(&self, tokens: &Tensor) -> Result<Tensor> {
+        let (b, positions, c) = tokens.dims3()?;
         let mean = tokens.mean_keepdim(1)?;
-        let tokens = Tensor::cat(&[&mean, &tokens], 1)?
-            .broadcast_add(&self.positional_embedding.narrow(0, 0, h * w + 1)?)?;
-        let t = h * w + 1;
+        let tokens = Tensor::cat(&[&mean, tokens], 1)?
+            .broadcast_add(&self.positional_embedding.narrow(0, 0, positions + 1)?)?;
+        let t = positions + 1;
         let head_dim = c / self.heads;
         let scale = (head_dim as f64).powf(-0.5);
         let split = |x: Tensor, n: usize| -> Result<Tensor> {
@@ -159,25 +212,43 @@ impl AttentionPool {
 /// image embedding (no separate projection).
 #[derive(Debug, Clone)]
 pub struct ModifiedResNet {
-    stem: [Conv2d; 3],
+    stem: [FoldedConv; 3],
     stages: Vec<Vec<Bottleneck>>,
     attnpool: AttentionPool,
+    channels_last: bool,
 }
 
 impl ModifiedResNet {
     /// `vb` at `visual`; `image_size` the input resolution; `output_dim`
-    /// the joint embedding width.
+    /// the joint embedding width. Channels-last where this crate's CUDA
+    /// kernels run the builder's device and dtype, else NCHW.
     pub fn new(
         vb: VarBuilder,
         cfg: &ResNetConfig,
         image_size: usize,
         output_dim: usize,
     ) -> Result<Self> {
+        let channels_last = cuda_fused::runs_on_device(vb.device(), vb.dtype());
+        Self::with_layout(vb, cfg, (image_size, output_dim), channels_last)
+    }
+
+    /// [`ModifiedResNet::new`] with the feature-map layout chosen by the
+    /// caller (channels-last runs on the CPU too, in plain loops: tests).
+    pub fn with_layout(
+        vb: VarBuilder,
+        cfg: &ResNetConfig,
+        (image_size, output_dim): (usize, usize),
+        channels_last: bool,
+    ) -> Result<Self> {
         let w = cfg.width;
+        let stem_conv = |i: usize, dims, stride| {
+            let (conv, bn) = (format!("conv{i}"), format!("bn{i}"));
+            conv_bn(vb.pp(conv), vb.pp(bn), dims, stride, 1, channels_last)
+        };
         let stem = [
-            conv_bn(vb.pp("conv1"), vb.pp("bn1"), (3, w / 2, 3), 2, 1)?,
-            conv_bn(vb.pp("conv2"), vb.pp("bn2"), (w / 2, w / 2, 3), 1, 1)?,
-            conv_bn(vb.pp("conv3"), vb.pp("bn3"), (w / 2, w, 3), 1, 1)?,
+            stem_conv(1, (3, w / 2, 3), 2)?,
+            stem_conv(2, (w / 2, w / 2, 3), 1)?,
+            stem_conv(3, (w / 2, w, 3), 1)?,
         ];
         let mut inplanes = w;
         let mut stages = Vec::with_capacity(4);
@@ -187,7 +258,11 @@ impl ModifiedResNet {
             let mut stage = Vec::with_capacity(blocks);
             for j in 0..blocks {
                 let stride = if i > 0 && j == 0 { 2 } else { 1 };
-                stage.push(Bottleneck::new(vb_stage.pp(j), inplanes, planes, stride)?);
+                stage.push(Bottleneck::new(
+                    vb_stage.pp(j),
+                    (inplanes, planes, stride),
+                    channels_last,
+                )?);
                 inplanes = planes * 4;
             }
             stages.push(stage);
@@ -203,21 +278,92 @@ impl ModifiedResNet {
             stem,
             stages,
             attnpool,
+            channels_last,
         })
     }
 
     /// `pixels`: (batch, 3, size, size) -> (batch, output_dim).
     pub fn forward(&self, pixels: &Tensor) -> Result<Tensor> {
-        let mut xs = pixels.clone();
+        let mut xs = match self.channels_last {
+            true => pixels.permute((0, 2, 3, 1))?.contiguous()?,
+            false => pixels.clone(),
+        };
         for conv in &self.stem {
-            xs = conv.forward(&xs)?.relu()?;
+            xs = conv.forward(&xs, None, true)?;
         }
-        xs = xs.avg_pool2d(2)?;
+        xs = avg_pool(&xs, 2, self.channels_last)?;
         for stage in &self.stages {
             for block in stage {
                 xs = block.forward(&xs)?;
             }
         }
-        self.attnpool.forward(&xs)
+        // The attention pool's tokens: one per position, channels last.
+        let tokens = match self.channels_last {
+            true => {
+                let (b, h, w, c) = xs.dims4()?;
+                xs.reshape((b, h * w, c))?
+            }
+            false => {
+                let (b, c, h, w) = xs.dims4()?;
+                xs.reshape((b, c, h * w))?.transpose(1, 2)?
+            }
+        };
+        self.attnpool.forward(&tokens)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ClipConfig;
+    use crate::model::random_weights::write_random_resnet_model;
+    use candle_core::Device;
+
+    /// The channels-last tower (the one CUDA runs) computes what the NCHW
+    /// one computes: same weights, same pixels, on the CPU.
+    #[test]
+    fn channels_last_tower_equals_the_nchw_one() {
+        let dir = tempfile::tempdir().unwrap();
+        // 64 px: a 2x2 map at the attention pool; stage 2 has a strided
+        // block with a downsample branch, stage 1 a non-strided one.
+        let config = ClipConfig::resnet([1, 2, 1, 1], 8, 64, 16, 8, 2);
+        write_random_resnet_model(dir.path(), &config, 7).unwrap();
+        let dev = Device::Cpu;
+        let weights = dir.path().join("open_clip_model.safetensors");
+        // SAFETY: a file this test just wrote and nothing else touches.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &dev) }
+            .unwrap()
+            .pp("visual");
+        let cfg = config.resnet.as_ref().unwrap();
+        let build = |channels_last| {
+            ModifiedResNet::with_layout(vb.clone(), cfg, (64, 16), channels_last).unwrap()
+        };
+        let pixels = Tensor::randn(0f32, 1.0, (3, 3, 64, 64), &dev).unwrap();
+        let nchw = build(false).forward(&pixels).unwrap();
+        let channels_last = build(true).forward(&pixels).unwrap();
+        assert_eq!(nchw.dims(), &[3, 16]);
+        let diff: f32 = (&nchw - &channels_last)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        let scale: f32 = nchw
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!(
+            diff <= 1e-4 * scale.max(1.0),
+            "max difference {diff} (scale {scale})"
+        );
     }
 }

@@ -2,10 +2,11 @@
 //! 2021, <https://arxiv.org/abs/2103.00020>; tensor names of Hugging Face's
 //! `CLIPEncoder`: `layers.N.{self_attn.{q,k,v,out}_proj, layer_norm1, mlp.{fc1,fc2}, layer_norm2}`).
 
-use candle_core::{DType, Module, Result, Tensor};
+use candle_core::{DType, Module, Result, Tensor, bail};
 use candle_nn::{LayerNorm, Linear, VarBuilder};
 
 use super::clip_config::Activation;
+use super::cuda_fused::{self, EpilogueActivation};
 use super::{cpu_attention, cpu_linear, op_timer};
 
 /// Shape of one encoder stack.
@@ -55,18 +56,46 @@ impl SelfAttention {
     fn forward(&self, xs: &Tensor, mask: Option<&Tensor>, residual: &Tensor) -> Result<Tensor> {
         let dev = xs.device();
         let qkv = op_timer::time("attention: q/k/v projection", dev, || {
-            cpu_linear::linear_add(xs, &self.qkv_proj, None)
+            linear(xs, &self.qkv_proj, None, false)
         })?;
         let out = op_timer::time("attention: scores, softmax, values", dev, || {
             if cpu_linear::runs_fused(&qkv) {
-                cpu_attention::attention(&qkv, self.heads, mask)
-            } else {
-                attention_with_candle_ops(&qkv, self.heads, mask)
+                return cpu_attention::attention(&qkv, self.heads, mask);
             }
+            if cuda_fused::runs_attention(&qkv, self.heads) {
+                return cuda_fused::attention(&qkv, self.heads, mask);
+            }
+            attention_with_candle_ops(&qkv, self.heads, mask)
         })?;
         op_timer::time("attention: output projection, residual", dev, || {
-            cpu_linear::linear_add(&out, &self.out_proj, Some(residual))
+            linear(&out, &self.out_proj, Some(residual), false)
         })
+    }
+}
+
+/// `x Wᵀ + b + residual`, or `QuickGELU(x Wᵀ + b)`, on the fastest path
+/// for `x`: one gemm call on the CPU in f32, cuBLAS and one fused pass on
+/// CUDA, else candle's ops. (No encoder layer has both an activation and a
+/// residual.)
+fn linear(
+    x: &Tensor,
+    layer: &Linear,
+    residual: Option<&Tensor>,
+    quick_gelu: bool,
+) -> Result<Tensor> {
+    if residual.is_some() && quick_gelu {
+        bail!("an encoder layer has a residual or an activation, not both")
+    }
+    if cuda_fused::runs_linear(x, layer) {
+        let activation = match quick_gelu {
+            true => EpilogueActivation::QuickGelu,
+            false => EpilogueActivation::Identity,
+        };
+        return cuda_fused::linear(x, layer, residual, activation);
+    }
+    match quick_gelu {
+        true => cpu_linear::linear_quick_gelu(x, layer),
+        false => cpu_linear::linear_add(x, layer, residual),
     }
 }
 
@@ -157,12 +186,12 @@ impl Mlp {
     fn forward(&self, xs: &Tensor, residual: &Tensor) -> Result<Tensor> {
         let dev = xs.device();
         let h = op_timer::time("mlp: fc1, activation", dev, || match self.activation {
-            Activation::QuickGelu => cpu_linear::linear_quick_gelu(xs, &self.fc1),
-            Activation::Gelu => cpu_linear::linear_add(xs, &self.fc1, None)?.gelu_erf(),
-            Activation::GeluNew => cpu_linear::linear_add(xs, &self.fc1, None)?.gelu(),
+            Activation::QuickGelu => linear(xs, &self.fc1, None, true),
+            Activation::Gelu => linear(xs, &self.fc1, None, false)?.gelu_erf(),
+            Activation::GeluNew => linear(xs, &self.fc1, None, false)?.gelu(),
         })?;
         op_timer::time("mlp: fc2, residual", dev, || {
-            cpu_linear::linear_add(&h, &self.fc2, Some(residual))
+            linear(&h, &self.fc2, Some(residual), false)
         })
     }
 }

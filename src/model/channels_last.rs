@@ -1,0 +1,366 @@
+//! A ResNet's convolutions on channels-last (NHWC) feature maps, the layout
+//! in which a convolution is one matrix product (pixels are rows, channels
+//! columns): a 1x1 convolution with stride 1 multiplies the map as it is, a
+//! larger one multiplies its patch matrix (im2col), and the folded
+//! BatchNorm's bias, the block's residual and the ReLU follow in one fused
+//! pass (`cuda_fused::epilogue`).
+//!
+//! candle's CUDA convolution (without cuDNN) is im2col into NHWC order, the
+//! product, a strided copy back to NCHW, then a broadcast bias addition with
+//! its per-element index arithmetic and a ReLU: two of those five passes
+//! move data only to undo the layout, and in RN50 at batch 256 on an H100
+//! they left us at 0.12x of PyTorch with cuDNN. The model keeps its maps
+//! channels-last from the stem to the attention pool, whose tokens then are
+//! the map's rows as they lie.
+//!
+//! The kernels are `src/model/kernels/channels_last.cu`; the CPU versions of
+//! the ops here are plain loops for the test suite (the CPU model runs
+//! candle's NCHW convolutions).
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor, bail};
+
+use super::cuda_fused::{self, EpilogueActivation};
+
+/// A convolution with its BatchNorm folded in, for channels-last maps.
+#[derive(Debug, Clone)]
+pub struct ChannelsLastConv {
+    /// (c_out, k·k·c_in): the (c_out, k, k, c_in) kernel, flattened.
+    weight: Tensor,
+    bias: Tensor,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+}
+
+impl ChannelsLastConv {
+    /// From an NCHW kernel (c_out, c_in, k, k) and its bias (c_out).
+    pub fn new(weight: &Tensor, bias: Tensor, stride: usize, padding: usize) -> Result<Self> {
+        let (c_out, c_in, kernel, kernel_w) = weight.dims4()?;
+        if kernel != kernel_w {
+            bail!("channels-last convolution: square kernels only, not {kernel}x{kernel_w}")
+        }
+        let weight = weight
+            .permute((0, 2, 3, 1))?
+            .contiguous()?
+            .reshape((c_out, kernel * kernel * c_in))?;
+        Ok(Self {
+            weight,
+            bias,
+            kernel,
+            stride,
+            padding,
+        })
+    }
+
+    /// `activation(conv(x) + bias + residual)`, ReLU when `relu`.
+    /// `x`: (batch, h, w, c_in) -> (batch, oh, ow, c_out).
+    pub fn forward(&self, x: &Tensor, residual: Option<&Tensor>, relu: bool) -> Result<Tensor> {
+        let (batch, height, width, channels) = x.dims4()?;
+        let Some(out_height) = out_size(height, self.kernel, self.stride, self.padding) else {
+            bail!(
+                "a {}x{} map is smaller than its {}x{} kernel",
+                height,
+                width,
+                self.kernel,
+                self.kernel
+            )
+        };
+        let Some(out_width) = out_size(width, self.kernel, self.stride, self.padding) else {
+            bail!(
+                "a {}x{} map is smaller than its {}x{} kernel",
+                height,
+                width,
+                self.kernel,
+                self.kernel
+            )
+        };
+        let rows = batch * out_height * out_width;
+        let patches = if self.kernel == 1 && self.stride == 1 && self.padding == 0 {
+            x.contiguous()?.reshape((rows, channels))?
+        } else {
+            x.contiguous()?.apply_op1_no_bwd(&Im2Col {
+                kernel: self.kernel,
+                stride: self.stride,
+                padding: self.padding,
+            })?
+        };
+        let product = patches.matmul(&self.weight.t()?)?;
+        let c_out = product.dim(1)?;
+        let residual = residual.map(|r| r.reshape((rows, c_out))).transpose()?;
+        let activation = match relu {
+            true => EpilogueActivation::Relu,
+            false => EpilogueActivation::Identity,
+        };
+        cuda_fused::epilogue(&product, &self.bias, residual.as_ref(), activation)?
+            .reshape((batch, out_height, out_width, c_out))
+    }
+}
+
+/// Output length of a convolution along one axis, if the kernel fits.
+fn out_size(input: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
+    (input + 2 * padding)
+        .checked_sub(kernel)
+        .map(|span| span / stride.max(1) + 1)
+}
+
+/// The mean of each `size` x `size` window (stride `size`) of a
+/// (batch, h, w, c) map: torch's `AvgPool2d(size)` in channels-last order.
+pub fn avg_pool(x: &Tensor, size: usize) -> Result<Tensor> {
+    x.contiguous()?.apply_op1_no_bwd(&AvgPool { size })
+}
+
+/// The (batch·oh·ow, k·k·c) patch matrix of a (batch, h, w, c) map.
+struct Im2Col {
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+}
+
+/// The sizes of one channels-last op: input (batch, h, w, c), output (oh, ow).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MapShape {
+    pub batch: usize,
+    pub height: usize,
+    pub width: usize,
+    pub channels: usize,
+    pub out_height: usize,
+    pub out_width: usize,
+}
+
+impl Im2Col {
+    fn shape(&self, layout: &Layout) -> Result<MapShape> {
+        let (batch, height, width, channels) = layout.shape().dims4()?;
+        match (
+            out_size(height, self.kernel, self.stride, self.padding),
+            out_size(width, self.kernel, self.stride, self.padding),
+        ) {
+            (Some(out_height), Some(out_width)) if self.stride > 0 => Ok(MapShape {
+                batch,
+                height,
+                width,
+                channels,
+                out_height,
+                out_width,
+            }),
+            _ => bail!(
+                "im2col: a {height}x{width} map and a {0}x{0} kernel",
+                self.kernel
+            ),
+        }
+    }
+
+    fn output(&self, s: &MapShape) -> Shape {
+        Shape::from((
+            s.batch * s.out_height * s.out_width,
+            self.kernel * self.kernel * s.channels,
+        ))
+    }
+}
+
+impl CustomOp1 for Im2Col {
+    fn name(&self) -> &'static str {
+        "im2col-nhwc"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let s = self.shape(layout)?;
+        let x = f32_values(storage, layout, "im2col input")?;
+        let k = self.kernel;
+        let mut out = Vec::with_capacity(self.output(&s).elem_count());
+        for image in 0..s.batch {
+            for oy in 0..s.out_height {
+                for ox in 0..s.out_width {
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let iy = (oy * self.stride + ky).checked_sub(self.padding);
+                            let ix = (ox * self.stride + kx).checked_sub(self.padding);
+                            match (iy, ix) {
+                                (Some(iy), Some(ix)) if iy < s.height && ix < s.width => {
+                                    let at = ((image * s.height + iy) * s.width + ix) * s.channels;
+                                    out.extend_from_slice(&x[at..at + s.channels]);
+                                }
+                                _ => out.extend(std::iter::repeat_n(0.0, s.channels)),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok((CpuStorage::F32(out), self.output(&s)))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        storage: &candle_core::CudaStorage,
+        layout: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let s = self.shape(layout)?;
+        let out = super::cuda_launch::im2col_nhwc(
+            s,
+            (self.kernel, self.stride, self.padding),
+            (storage, layout),
+        )?;
+        Ok((out, self.output(&s)))
+    }
+}
+
+/// Average pooling of a (batch, h, w, c) map by `size` x `size` windows.
+struct AvgPool {
+    size: usize,
+}
+
+impl AvgPool {
+    fn shape(&self, layout: &Layout) -> Result<MapShape> {
+        let (batch, height, width, channels) = layout.shape().dims4()?;
+        if self.size == 0 || height < self.size || width < self.size {
+            bail!(
+                "avg-pool: a {height}x{width} map and {0}x{0} windows",
+                self.size
+            )
+        }
+        Ok(MapShape {
+            batch,
+            height,
+            width,
+            channels,
+            out_height: height / self.size,
+            out_width: width / self.size,
+        })
+    }
+
+    fn output(s: &MapShape) -> Shape {
+        Shape::from((s.batch, s.out_height, s.out_width, s.channels))
+    }
+}
+
+impl CustomOp1 for AvgPool {
+    fn name(&self) -> &'static str {
+        "avg-pool-nhwc"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let s = self.shape(layout)?;
+        let x = f32_values(storage, layout, "avg-pool input")?;
+        let n = self.size;
+        let mut out = vec![0f32; Self::output(&s).elem_count()];
+        for (pixel, dst) in out.chunks_mut(s.channels.max(1)).enumerate() {
+            let (image, oy, ox) = (
+                pixel / (s.out_height * s.out_width),
+                pixel / s.out_width % s.out_height,
+                pixel % s.out_width,
+            );
+            for dy in 0..n {
+                for dx in 0..n {
+                    let at =
+                        ((image * s.height + oy * n + dy) * s.width + ox * n + dx) * s.channels;
+                    for (d, v) in dst.iter_mut().zip(&x[at..at + s.channels]) {
+                        *d += v;
+                    }
+                }
+            }
+            dst.iter_mut().for_each(|d| *d /= (n * n) as f32);
+        }
+        Ok((CpuStorage::F32(out), Self::output(&s)))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        storage: &candle_core::CudaStorage,
+        layout: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let s = self.shape(layout)?;
+        let out = super::cuda_launch::avg_pool_nhwc(s, self.size, (storage, layout))?;
+        Ok((out, Self::output(&s)))
+    }
+}
+
+/// The f32 elements of a contiguous CPU operand.
+fn f32_values<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
+    if storage.dtype() != DType::F32 {
+        bail!("{what}: the CPU versions of the channels-last ops are f32 only")
+    }
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        bail!("{what}: expected a contiguous tensor")
+    };
+    match storage.as_slice::<f32>()?.get(start..end) {
+        Some(values) => Ok(values),
+        None => bail!("{what}: layout outside its storage"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Module};
+    use candle_nn::{Conv2d, Conv2dConfig};
+
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        assert_eq!(a.dims(), b.dims());
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar()
+            .unwrap()
+    }
+
+    fn nhwc(x: &Tensor) -> Tensor {
+        x.permute((0, 2, 3, 1)).unwrap().contiguous().unwrap()
+    }
+
+    #[test]
+    fn convolutions_equal_candles_nchw_ones() {
+        let dev = Device::Cpu;
+        // (c_in, c_out, kernel, stride, padding, h, w): the stem's first
+        // convolution, a 3x3 in a block, a 1x1, an odd map.
+        for (c_in, c_out, k, stride, padding, h, w) in [
+            (3, 4, 3, 2, 1, 9, 9),
+            (5, 6, 3, 1, 1, 7, 6),
+            (8, 16, 1, 1, 0, 4, 4),
+            (4, 4, 3, 2, 1, 8, 5),
+        ] {
+            let weight = Tensor::randn(0f32, 0.3, (c_out, c_in, k, k), &dev).unwrap();
+            let bias = Tensor::randn(0f32, 1.0, c_out, &dev).unwrap();
+            let x = Tensor::randn(0f32, 1.0, (2, c_in, h, w), &dev).unwrap();
+            let config = Conv2dConfig {
+                padding,
+                stride,
+                ..Default::default()
+            };
+            let reference = Conv2d::new(weight.clone(), Some(bias.clone()), config)
+                .forward(&x)
+                .unwrap();
+            let residual = Tensor::randn(0f32, 1.0, reference.dims(), &dev).unwrap();
+            let conv = ChannelsLastConv::new(&weight, bias, stride, padding).unwrap();
+
+            let plain = conv.forward(&nhwc(&x), None, false).unwrap();
+            assert!(max_abs_diff(&plain, &nhwc(&reference)) < 1e-4);
+            let block_end = conv
+                .forward(&nhwc(&x), Some(&nhwc(&residual)), true)
+                .unwrap();
+            let expected = (&reference + &residual).unwrap().relu().unwrap();
+            assert!(max_abs_diff(&block_end, &nhwc(&expected)) < 1e-4);
+        }
+    }
+
+    #[test]
+    fn average_pooling_equals_candles() {
+        let dev = Device::Cpu;
+        for (h, w, size) in [(8, 8, 2), (7, 9, 2), (9, 9, 3)] {
+            let x = Tensor::randn(0f32, 1.0, (2, 5, h, w), &dev).unwrap();
+            let reference = x.avg_pool2d(size).unwrap();
+            let pooled = avg_pool(&nhwc(&x), size).unwrap();
+            assert!(max_abs_diff(&pooled, &nhwc(&reference)) < 1e-6);
+        }
+        let tiny = Tensor::zeros((1, 1, 1, 3), DType::F32, &dev).unwrap();
+        let err = avg_pool(&tiny, 2).unwrap_err().to_string();
+        assert!(err.contains("a 1x1 map and 2x2 windows"), "{err}");
+    }
+}
