@@ -13,14 +13,19 @@
 //! channels-last from the stem to the attention pool, whose tokens then are
 //! the map's rows as they lie.
 //!
-//! The kernels are `src/model/kernels/channels_last.cu`; the CPU versions of
-//! the ops here are plain loops for the test suite (the CPU model runs
-//! candle's NCHW convolutions).
+//! The CPU runs the same plan in f32: the patch matrix and pooling below in
+//! parallel over pixels, and the product with bias, residual and ReLU as
+//! one `gemm` call (`cpu_linear::product`), where candle's NCHW convolution
+//! adds a copy back to NCHW and single-threaded bias, residual and ReLU
+//! passes. The CUDA kernels are `src/model/kernels/channels_last.cu`.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor, bail};
+use rayon::prelude::*;
 
-use super::cuda_fused::{self, EpilogueActivation};
+use super::cpu_linear;
+use super::cuda_fused;
+use super::epilogue::EpilogueActivation;
 
 /// A convolution with its BatchNorm folded in, for channels-last maps.
 #[derive(Debug, Clone)]
@@ -57,23 +62,11 @@ impl ChannelsLastConv {
     /// `x`: (batch, h, w, c_in) -> (batch, oh, ow, c_out).
     pub fn forward(&self, x: &Tensor, residual: Option<&Tensor>, relu: bool) -> Result<Tensor> {
         let (batch, height, width, channels) = x.dims4()?;
-        let Some(out_height) = out_size(height, self.kernel, self.stride, self.padding) else {
-            bail!(
-                "a {}x{} map is smaller than its {}x{} kernel",
-                height,
-                width,
-                self.kernel,
-                self.kernel
-            )
-        };
-        let Some(out_width) = out_size(width, self.kernel, self.stride, self.padding) else {
-            bail!(
-                "a {}x{} map is smaller than its {}x{} kernel",
-                height,
-                width,
-                self.kernel,
-                self.kernel
-            )
+        let (k, s, p) = (self.kernel, self.stride, self.padding);
+        let (Some(out_height), Some(out_width)) =
+            (out_size(height, k, s, p), out_size(width, k, s, p))
+        else {
+            bail!("a {height}x{width} map is smaller than its {k}x{k} kernel")
         };
         let rows = batch * out_height * out_width;
         let patches = if self.kernel == 1 && self.stride == 1 && self.padding == 0 {
@@ -85,15 +78,20 @@ impl ChannelsLastConv {
                 padding: self.padding,
             })?
         };
-        let product = patches.matmul(&self.weight.t()?)?;
-        let c_out = product.dim(1)?;
+        let c_out = self.weight.dim(0)?;
         let residual = residual.map(|r| r.reshape((rows, c_out))).transpose()?;
         let activation = match relu {
             true => EpilogueActivation::Relu,
             false => EpilogueActivation::Identity,
         };
-        cuda_fused::epilogue(&product, &self.bias, residual.as_ref(), activation)?
-            .reshape((batch, out_height, out_width, c_out))
+        let out = if cpu_linear::runs_fused(&patches) {
+            let (bias, residual) = (Some(&self.bias), residual.as_ref());
+            cpu_linear::product(&patches, &self.weight, bias, residual, activation)?
+        } else {
+            let product = patches.matmul(&self.weight.t()?)?;
+            cuda_fused::epilogue(&product, &self.bias, residual.as_ref(), activation)?
+        };
+        out.reshape((batch, out_height, out_width, c_out))
     }
 }
 
@@ -166,27 +164,36 @@ impl CustomOp1 for Im2Col {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let s = self.shape(layout)?;
         let x = f32_values(storage, layout, "im2col input")?;
-        let k = self.kernel;
-        let mut out = Vec::with_capacity(self.output(&s).elem_count());
-        for image in 0..s.batch {
-            for oy in 0..s.out_height {
-                for ox in 0..s.out_width {
-                    for ky in 0..k {
-                        for kx in 0..k {
-                            let iy = (oy * self.stride + ky).checked_sub(self.padding);
-                            let ix = (ox * self.stride + kx).checked_sub(self.padding);
-                            match (iy, ix) {
-                                (Some(iy), Some(ix)) if iy < s.height && ix < s.width => {
-                                    let at = ((image * s.height + iy) * s.width + ix) * s.channels;
-                                    out.extend_from_slice(&x[at..at + s.channels]);
-                                }
-                                _ => out.extend(std::iter::repeat_n(0.0, s.channels)),
-                            }
+        let (k, c) = (self.kernel, s.channels);
+        let columns = k * k * c;
+        let mut out = vec![0f32; self.output(&s).elem_count()];
+        // One output pixel (a row of k·k·c values) per task; taps outside
+        // the map stay zero.
+        out.par_chunks_mut(columns.max(1))
+            .enumerate()
+            .for_each(|(pixel, row)| {
+                let image = pixel / (s.out_height * s.out_width);
+                let (oy, ox) = (pixel / s.out_width % s.out_height, pixel % s.out_width);
+                for ky in 0..k {
+                    let Some(iy) = (oy * self.stride + ky).checked_sub(self.padding) else {
+                        continue;
+                    };
+                    if iy >= s.height {
+                        continue;
+                    }
+                    for kx in 0..k {
+                        let Some(ix) = (ox * self.stride + kx).checked_sub(self.padding) else {
+                            continue;
+                        };
+                        if ix >= s.width {
+                            continue;
                         }
+                        let at = ((image * s.height + iy) * s.width + ix) * c;
+                        let tap = (ky * k + kx) * c;
+                        row[tap..tap + c].copy_from_slice(&x[at..at + c]);
                     }
                 }
-            }
-        }
+            });
         Ok((CpuStorage::F32(out), self.output(&s)))
     }
 

@@ -14,12 +14,14 @@ use candle_nn::Linear;
 use rayon::prelude::*;
 
 use super::cpu_gemm::{self, View};
+use super::epilogue::EpilogueActivation;
 use super::quick_gelu;
 
 /// `x Wᵀ + b`, plus `residual` when given (same shape as the output).
 pub fn linear_add(x: &Tensor, layer: &Linear, residual: Option<&Tensor>) -> Result<Tensor> {
     if runs_fused(x) {
-        return cpu_linear(x, layer, residual, false);
+        let (w, b) = (layer.weight(), layer.bias());
+        return product(x, w, b, residual, EpilogueActivation::Identity);
     }
     let y = layer.forward(x)?;
     match residual {
@@ -31,7 +33,8 @@ pub fn linear_add(x: &Tensor, layer: &Linear, residual: Option<&Tensor>) -> Resu
 /// `QuickGELU(x Wᵀ + b)`.
 pub fn linear_quick_gelu(x: &Tensor, layer: &Linear) -> Result<Tensor> {
     if runs_fused(x) {
-        return cpu_linear(x, layer, None, true);
+        let (w, b) = (layer.weight(), layer.bias());
+        return product(x, w, b, None, EpilogueActivation::QuickGelu);
     }
     quick_gelu::quick_gelu(&layer.forward(x)?)
 }
@@ -59,6 +62,9 @@ pub(crate) fn f32_values<'a>(
     }
 }
 
+/// Elements per parallel task of the in-place ReLU.
+const RELU_CHUNK: usize = 1 << 15;
+
 /// How `gemm` may use the CPU: candle's own setting (rayon's threads).
 fn parallelism() -> gemm::Parallelism {
     match candle_core::utils::get_num_threads() {
@@ -67,14 +73,17 @@ fn parallelism() -> gemm::Parallelism {
     }
 }
 
-fn cpu_linear(
+/// `activation(x Wᵀ + bias + residual)` as one `gemm` call: `x` (..., k)
+/// and `weight` (n, k) f32 on the CPU, `bias` (n), `residual` (..., n).
+pub(crate) fn product(
     x: &Tensor,
-    layer: &Linear,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
     residual: Option<&Tensor>,
-    quick_gelu_after: bool,
+    activation: EpilogueActivation,
 ) -> Result<Tensor> {
     let x = x.contiguous()?;
-    let weight = layer.weight().contiguous()?;
+    let weight = weight.contiguous()?;
     let (n, k) = weight.dims2()?;
     let mut out_dims = x.dims().to_vec();
     match out_dims.last_mut() {
@@ -85,7 +94,7 @@ fn cpu_linear(
         ),
     }
     let rows: usize = x.dims()[..x.rank() - 1].iter().product();
-    let bias = layer.bias().map(Tensor::contiguous).transpose()?;
+    let bias = bias.map(Tensor::contiguous).transpose()?;
     let residual = residual.map(Tensor::contiguous).transpose()?;
 
     let (x_storage, x_layout) = x.storage_and_layout();
@@ -146,8 +155,12 @@ fn cpu_linear(
         starts_filled,
         parallelism(),
     )?;
-    if quick_gelu_after {
-        quick_gelu::quick_gelu_in_place(&mut out);
+    match activation {
+        EpilogueActivation::Identity => {}
+        EpilogueActivation::QuickGelu => quick_gelu::quick_gelu_in_place(&mut out),
+        EpilogueActivation::Relu => out
+            .par_chunks_mut(RELU_CHUNK)
+            .for_each(|chunk| chunk.iter_mut().for_each(|v| *v = v.max(0.0))),
     }
     drop((x_storage, w_storage, bias_guard, residual_guard));
     Tensor::from_vec(out, out_dims, &Device::Cpu)

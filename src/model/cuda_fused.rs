@@ -8,7 +8,9 @@
 //!   addition, three element-wise kernels for QuickGELU and a residual add;
 //! - attention reads the packed q/k/v projection directly and writes the
 //!   merged heads (`packed_attention.cu`): no head split or merge copies, no
-//!   score tensor, softmax in f32.
+//!   score tensor, softmax in f32;
+//! - [`epilogue`] is the same pass after the ResNets' convolutions
+//!   (`channels_last.rs`), with ReLU.
 //!
 //! On an H100 the element-wise passes, bias additions and copies these
 //! replace took ~60% of a ViT-B/32 pass (`benches/results/h100_2026-11-27.md`).
@@ -28,6 +30,8 @@ use candle_core::{
 };
 use candle_nn::Linear;
 
+pub use super::epilogue::EpilogueActivation;
+
 #[cfg(feature = "cuda")]
 use super::cuda_launch as launch;
 
@@ -40,15 +44,6 @@ const MAX_IMAGES_PER_LAUNCH: usize = 65_535;
 
 static ENABLED: LazyLock<bool> =
     LazyLock::new(|| std::env::var("CLIP_CUDA_FUSED").map_or(true, |v| v != "0"));
-
-/// What the fused pass applies after adding the bias and the residual
-/// (the codes `linear_epilogue.cu` reads).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EpilogueActivation {
-    Identity = 0,
-    QuickGelu = 1,
-    Relu = 2,
-}
 
 /// Whether the fused kernels run tensors of `dtype` on `device`: CUDA, f32,
 /// f16 or bf16, and `CLIP_CUDA_FUSED` not `0`.
@@ -65,9 +60,11 @@ pub fn runs_linear(x: &Tensor, layer: &Linear) -> bool {
 /// Whether attention over the packed projection `qkv` (batch, tokens,
 /// 3·width) with `heads` heads takes the fused kernel.
 pub fn runs_attention(qkv: &Tensor, heads: usize) -> bool {
-    let width = qkv.dims().last().copied().unwrap_or(0) / 3;
+    let packed = qkv.dims().last().copied().unwrap_or(0);
+    let width = packed / 3;
     runs_on(qkv)
         && qkv.rank() == 3
+        && packed == 3 * width
         && heads > 0
         && width % heads == 0
         && HEAD_DIMS.contains(&(width / heads))

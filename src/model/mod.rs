@@ -10,6 +10,7 @@ pub mod cpu_linear;
 pub mod cuda_fused;
 #[cfg(feature = "cuda")]
 mod cuda_launch;
+pub mod epilogue;
 pub mod jpeg_decode;
 pub mod layout;
 pub mod op_timer;

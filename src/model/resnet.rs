@@ -15,10 +15,11 @@
 //! bias-free convolution at load time, in f32, so a forward pass is
 //! convolutions and ReLUs only.
 //!
-//! On CUDA (with this crate's kernels on, see `cuda_fused.rs`) the feature
-//! maps are channels-last and every convolution is one matrix product plus
-//! one fused bias/residual/ReLU pass (`channels_last.rs`); elsewhere they
-//! are candle's NCHW convolutions.
+//! On CUDA (with this crate's kernels on, see `cuda_fused.rs`) and on the
+//! CPU in f32 the feature maps are channels-last and every convolution is
+//! one matrix product with bias, residual and ReLU fused into it or right
+//! after it (`channels_last.rs`); otherwise (f16/bf16 on the CPU) they are
+//! candle's NCHW convolutions.
 
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder};
@@ -221,19 +222,21 @@ pub struct ModifiedResNet {
 impl ModifiedResNet {
     /// `vb` at `visual`; `image_size` the input resolution; `output_dim`
     /// the joint embedding width. Channels-last where this crate's CUDA
-    /// kernels run the builder's device and dtype, else NCHW.
+    /// kernels or fused CPU layers run the builder's device and dtype (f32
+    /// on the CPU), else candle's NCHW convolutions.
     pub fn new(
         vb: VarBuilder,
         cfg: &ResNetConfig,
         image_size: usize,
         output_dim: usize,
     ) -> Result<Self> {
-        let channels_last = cuda_fused::runs_on_device(vb.device(), vb.dtype());
+        let channels_last = cuda_fused::runs_on_device(vb.device(), vb.dtype())
+            || (vb.device().is_cpu() && vb.dtype() == DType::F32);
         Self::with_layout(vb, cfg, (image_size, output_dim), channels_last)
     }
 
     /// [`ModifiedResNet::new`] with the feature-map layout chosen by the
-    /// caller (channels-last runs on the CPU too, in plain loops: tests).
+    /// caller.
     pub fn with_layout(
         vb: VarBuilder,
         cfg: &ResNetConfig,
@@ -319,8 +322,8 @@ mod tests {
     use crate::model::random_weights::write_random_resnet_model;
     use candle_core::Device;
 
-    /// The channels-last tower (the one CUDA runs) computes what the NCHW
-    /// one computes: same weights, same pixels, on the CPU.
+    /// The channels-last tower (what CUDA and the CPU in f32 run) computes
+    /// what candle's NCHW convolutions compute: same weights, same pixels.
     #[test]
     fn channels_last_tower_equals_the_nchw_one() {
         let dir = tempfile::tempdir().unwrap();
