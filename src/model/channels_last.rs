@@ -301,22 +301,9 @@ fn f32_values<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::test_support::max_abs_diff;
     use candle_core::{Device, Module};
     use candle_nn::{Conv2d, Conv2dConfig};
-
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        assert_eq!(a.dims(), b.dims());
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar()
-            .unwrap()
-    }
 
     fn nhwc(x: &Tensor) -> Tensor {
         x.permute((0, 2, 3, 1)).unwrap().contiguous().unwrap()

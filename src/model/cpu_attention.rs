@@ -142,6 +142,7 @@ fn softmax_in_place(row: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::test_support::max_abs_diff;
     use crate::model::transformer::{attention_with_candle_ops, causal_mask};
 
     #[test]
@@ -154,14 +155,7 @@ mod tests {
             let fused = attention(&qkv, heads, mask).unwrap();
             let reference = attention_with_candle_ops(&qkv, heads, mask).unwrap();
             assert_eq!(fused.dims(), &[b, t, heads * head_dim]);
-            let diff: f32 = (fused - reference)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar()
-                .unwrap();
+            let diff = max_abs_diff(&fused, &reference);
             assert!(diff < 1e-5, "max difference {diff}");
         }
     }

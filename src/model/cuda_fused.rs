@@ -447,22 +447,9 @@ fn f32_values<'a>((storage, layout): (&'a CpuStorage, &Layout), what: &str) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::test_support::max_abs_diff;
     use crate::model::transformer::{attention_with_candle_ops, causal_mask};
     use candle_core::{Device, Module};
-
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        assert_eq!(a.dims(), b.dims());
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar()
-            .unwrap()
-    }
 
     #[test]
     fn fused_linear_layers_equal_candles_ops() {

@@ -21,6 +21,8 @@ pub mod quick_gelu;
 pub mod random_weights;
 pub mod registry;
 pub mod resnet;
+#[cfg(test)]
+mod test_support;
 pub mod text;
 mod text_clean;
 pub mod tokenizer;

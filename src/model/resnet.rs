@@ -320,6 +320,7 @@ mod tests {
     use super::*;
     use crate::model::ClipConfig;
     use crate::model::random_weights::write_random_resnet_model;
+    use crate::model::test_support::max_abs_diff;
     use candle_core::Device;
 
     /// The channels-last tower (what CUDA and the CPU in f32 run) computes
@@ -345,25 +346,8 @@ mod tests {
         let nchw = build(false).forward(&pixels).unwrap();
         let channels_last = build(true).forward(&pixels).unwrap();
         assert_eq!(nchw.dims(), &[3, 16]);
-        let diff: f32 = (&nchw - &channels_last)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar()
-            .unwrap();
-        let scale: f32 = nchw
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar()
-            .unwrap();
+        let diff = max_abs_diff(&nchw, &channels_last);
+        let scale = max_abs_diff(&nchw, &nchw.zeros_like().unwrap());
         assert!(
             diff <= 1e-4 * scale.max(1.0),
             "max difference {diff} (scale {scale})"

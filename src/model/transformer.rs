@@ -260,6 +260,7 @@ pub fn causal_mask(tokens: usize, device: &candle_core::Device) -> Result<Tensor
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::test_support::max_abs_diff;
     use candle_core::Device;
 
     #[test]
@@ -273,15 +274,6 @@ mod tests {
         let whole = attend(&q, &k, &v, Some(&mask)).unwrap();
         // Room for 3 images' scores per slice: slices of 3, 3 and 1.
         let sliced = attend_in_slices(&q, &k, &v, Some(&mask), 3 * h * t * t).unwrap();
-        assert_eq!(sliced.dims(), whole.dims());
-        let diff: f32 = (sliced - &whole)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap();
-        assert_eq!(diff, 0.0);
+        assert_eq!(max_abs_diff(&sliced, &whole), 0.0);
     }
 }
