@@ -10,6 +10,9 @@
 #      so the two paths are compared on the same machine.
 #
 #   scripts/gpu-check.sh OUT_DIR        (CLIP_SQL=path/to/cuda/clip-sql)
+# MODELS, BATCH_SIZES and SECONDS_PER_FIGURE pass to compare_gpu.sh; with
+# little device time, MODELS=ViT-B/32,RN50 BATCH_SIZES=1,256
+# SECONDS_PER_FIGURE=2 measures the issue's targets only.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?usage: scripts/gpu-check.sh OUT_DIR}
