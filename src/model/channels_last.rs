@@ -19,8 +19,7 @@
 //! adds a copy back to NCHW and single-threaded bias, residual and ReLU
 //! passes. The CUDA kernels are `src/model/kernels/channels_last.cu`.
 
-use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor, bail};
+use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
 use super::cpu_linear;
@@ -163,7 +162,7 @@ impl CustomOp1 for Im2Col {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let s = self.shape(layout)?;
-        let x = f32_values(storage, layout, "im2col input")?;
+        let x = cpu_linear::cpu_f32_values(storage, layout, "im2col input")?;
         let (k, c) = (self.kernel, s.channels);
         let columns = k * k * c;
         let mut out = vec![0f32; self.output(&s).elem_count()];
@@ -249,7 +248,7 @@ impl CustomOp1 for AvgPool {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let s = self.shape(layout)?;
-        let x = f32_values(storage, layout, "avg-pool input")?;
+        let x = cpu_linear::cpu_f32_values(storage, layout, "avg-pool input")?;
         let n = self.size;
         let mut out = vec![0f32; Self::output(&s).elem_count()];
         for (pixel, dst) in out.chunks_mut(s.channels.max(1)).enumerate() {
@@ -284,25 +283,11 @@ impl CustomOp1 for AvgPool {
     }
 }
 
-/// The f32 elements of a contiguous CPU operand.
-fn f32_values<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
-    if storage.dtype() != DType::F32 {
-        bail!("{what}: the CPU versions of the channels-last ops are f32 only")
-    }
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        bail!("{what}: expected a contiguous tensor")
-    };
-    match storage.as_slice::<f32>()?.get(start..end) {
-        Some(values) => Ok(values),
-        None => bail!("{what}: layout outside its storage"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::test_support::max_abs_diff;
-    use candle_core::{Device, Module};
+    use candle_core::{DType, Device, Module};
     use candle_nn::{Conv2d, Conv2dConfig};
 
     fn nhwc(x: &Tensor) -> Tensor {

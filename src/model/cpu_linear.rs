@@ -9,7 +9,8 @@
 //! on the product. On other devices, and for half precision (which `gemm`
 //! has no fast kernels for on the CPU), the layers stay candle's ops.
 
-use candle_core::{DType, Device, Layout, Module, Result, Storage, Tensor, bail};
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, DType, Device, Layout, Module, Result, Storage, Tensor, bail};
 use candle_nn::Linear;
 use rayon::prelude::*;
 
@@ -53,13 +54,40 @@ pub(crate) fn f32_values<'a>(
     let Storage::Cpu(cpu) = storage else {
         bail!("{what}: expected a CPU tensor")
     };
+    cpu_f32_values(cpu, layout, what)
+}
+
+/// [`f32_values`] of a custom op's CPU operand.
+pub(crate) fn cpu_f32_values<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    what: &str,
+) -> Result<&'a [f32]> {
+    if storage.dtype() != DType::F32 {
+        bail!("{what}: expected f32, not {:?}", storage.dtype())
+    }
     let Some((start, end)) = layout.contiguous_offsets() else {
         bail!("{what}: expected a contiguous tensor")
     };
-    match cpu.as_slice::<f32>()?.get(start..end) {
+    match storage.as_slice::<f32>()?.get(start..end) {
         Some(values) => Ok(values),
         None => bail!("{what}: layout outside its storage"),
     }
+}
+
+/// The dims of `x Wᵀ` for `x` (..., k) and `weight` (n, k): `x`'s with the
+/// last one n.
+pub(crate) fn product_dims(x: &Tensor, weight: &Tensor) -> Result<Vec<usize>> {
+    let (n, k) = weight.dims2()?;
+    let mut dims = x.dims().to_vec();
+    match dims.last_mut() {
+        Some(last) if *last == k => *last = n,
+        _ => bail!(
+            "linear: input {:?} does not end in the weight's {k} inputs",
+            x.dims()
+        ),
+    }
+    Ok(dims)
 }
 
 /// Elements per parallel task of the in-place ReLU.
@@ -85,14 +113,7 @@ pub(crate) fn product(
     let x = x.contiguous()?;
     let weight = weight.contiguous()?;
     let (n, k) = weight.dims2()?;
-    let mut out_dims = x.dims().to_vec();
-    match out_dims.last_mut() {
-        Some(last) if *last == k => *last = n,
-        _ => bail!(
-            "linear: input {:?} does not end in the weight's {k} inputs",
-            x.dims()
-        ),
-    }
+    let out_dims = product_dims(&x, &weight)?;
     let rows: usize = x.dims()[..x.rank() - 1].iter().product();
     let bias = bias.map(Tensor::contiguous).transpose()?;
     let residual = residual.map(Tensor::contiguous).transpose()?;

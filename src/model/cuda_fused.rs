@@ -32,6 +32,8 @@ use candle_nn::Linear;
 
 pub use super::epilogue::EpilogueActivation;
 
+use super::cpu_linear;
+
 #[cfg(feature = "cuda")]
 use super::cuda_launch as launch;
 
@@ -85,14 +87,7 @@ pub fn linear(
         bail!("fused CUDA linear layer: the layer has no bias")
     };
     let (n, k) = layer.weight().dims2()?;
-    let mut out_dims = x.dims().to_vec();
-    match out_dims.last_mut() {
-        Some(last) if *last == k => *last = n,
-        _ => bail!(
-            "linear: input {:?} does not end in the weight's {k} inputs",
-            x.dims()
-        ),
-    }
+    let out_dims = cpu_linear::product_dims(x, layer.weight())?;
     let rows = x.elem_count() / k.max(1);
     // One product over all rows (a batched product against a broadcast
     // weight is what candle's Linear does for 3-d inputs).
@@ -435,13 +430,7 @@ impl CustomOp2 for PackedAttention {
 
 /// The f32 elements of a contiguous CPU operand.
 fn f32_values<'a>((storage, layout): (&'a CpuStorage, &Layout), what: &str) -> Result<&'a [f32]> {
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        bail!("{what}: expected a contiguous tensor")
-    };
-    match storage.as_slice::<f32>()?.get(start..end) {
-        Some(values) => Ok(values),
-        None => bail!("{what}: layout outside its storage"),
-    }
+    cpu_linear::cpu_f32_values(storage, layout, what)
 }
 
 #[cfg(test)]
