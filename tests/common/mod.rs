@@ -14,17 +14,30 @@ use datafusion_clip::model::ClipConfig;
 use datafusion_clip::model::random_weights::write_random_model;
 use image::{DynamicImage, ImageBuffer, ImageFormat, Luma, Rgb, Rgba};
 
-/// Directory of the tiny model (32-pixel input, 24-d embedding), created
-/// on first use and kept for the life of the test process.
+/// Directory of the tiny model (32-pixel input, 24-d embedding), written on
+/// first use in each test process.
+///
+/// It lives at one place under cargo's target directory rather than in a
+/// fresh temporary directory per process, which nothing would remove. Every
+/// process writes it again (the same bytes: the seed is fixed) and moves
+/// each file into place with an atomic rename, so test binaries running side
+/// by side never read a half-written file, and a model from an older build
+/// never survives.
 pub fn tiny_model_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = tempfile::Builder::new()
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let dir = root.join("tiny-clip");
+        std::fs::create_dir_all(&dir).unwrap();
+        let staging = tempfile::Builder::new()
             .prefix("tiny-clip-")
-            .tempdir()
-            .unwrap()
-            .keep();
-        write_random_model(&dir, &ClipConfig::tiny(), 42).unwrap();
+            .tempdir_in(root)
+            .unwrap();
+        write_random_model(staging.path(), &ClipConfig::tiny(), 42).unwrap();
+        for file in std::fs::read_dir(staging.path()).unwrap() {
+            let file = file.unwrap();
+            std::fs::rename(file.path(), dir.join(file.file_name())).unwrap();
+        }
         dir
     })
 }
