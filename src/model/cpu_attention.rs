@@ -100,7 +100,7 @@ fn attend_one_head(
         image_qkv,
         View::columns(k, row),
         false,
-        gemm::Parallelism::None,
+        1,
     )?;
     for (i, scores_row) in scores.chunks_mut(t).enumerate() {
         if let Some(mask) = mask {
@@ -120,7 +120,7 @@ fn attend_one_head(
         image_qkv,
         View::rows(v, row),
         false,
-        gemm::Parallelism::None,
+        1,
     )
 }
 

@@ -93,14 +93,6 @@ pub(crate) fn product_dims(x: &Tensor, weight: &Tensor) -> Result<Vec<usize>> {
 /// Elements per parallel task of the in-place ReLU.
 const RELU_CHUNK: usize = 1 << 15;
 
-/// How `gemm` may use the CPU: candle's own setting (rayon's threads).
-fn parallelism() -> gemm::Parallelism {
-    match candle_core::utils::get_num_threads() {
-        0 | 1 => gemm::Parallelism::None,
-        n => gemm::Parallelism::Rayon(n),
-    }
-}
-
 /// `activation(x Wᵀ + bias + residual)` as one `gemm` call: `x` (..., k)
 /// and `weight` (n, k) f32 on the CPU, `bias` (n), `residual` (..., n).
 pub(crate) fn product(
@@ -174,7 +166,7 @@ pub(crate) fn product(
         ws,
         View::columns(0, k),
         starts_filled,
-        parallelism(),
+        candle_core::utils::get_num_threads(),
     )?;
     match activation {
         EpilogueActivation::Identity => {}
