@@ -5,7 +5,7 @@
 //! ```sh
 //! cargo run --release --example make_bad_image_folder -- /tmp/mixed
 //! cargo run --release --example make_random_model -- /tmp/tiny-clip tiny
-//! clip-sql -f sql/examples/bad_images.sql   # reads /tmp/mixed with /tmp/tiny-clip
+//! clip-sql -f sql/examples/bad_images.sql --param model=/tmp/tiny-clip
 //! ```
 //!
 //! Good: JPEG, PNG, 1x1, grayscale, RGBA, palette, CMYK JPEG, 16-bit PNG,

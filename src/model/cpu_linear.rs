@@ -124,6 +124,43 @@ pub(crate) fn product(
         Some((s, l)) => Some(f32_values(s, l, "residual")?),
         None => None,
     };
+    let mut out = vec![0f32; rows * n];
+    let epilogue = Epilogue {
+        bias: bs,
+        residual: rs,
+        activation,
+    };
+    let threads = candle_core::utils::get_num_threads();
+    product_into(&mut out, (rows, n, k), xs, ws, epilogue, threads)?;
+    drop((x_storage, w_storage, bias_guard, residual_guard));
+    Tensor::from_vec(out, out_dims, &Device::Cpu)
+}
+
+/// What follows a product in the same pass: `activation(· + bias +
+/// residual)`, `bias` one value per output column, `residual` the output's
+/// shape.
+#[derive(Clone, Copy)]
+pub(crate) struct Epilogue<'a> {
+    pub bias: Option<&'a [f32]>,
+    pub residual: Option<&'a [f32]>,
+    pub activation: EpilogueActivation,
+}
+
+/// [`product`] on slices: `out` (rows x n) = `activation(xs Wᵀ + bias +
+/// residual)` for `xs` (rows x k) and `ws` (n x k), row-major, `threads`
+/// as in [`cpu_gemm::matmul`].
+pub(crate) fn product_into(
+    out: &mut [f32],
+    (rows, n, k): (usize, usize, usize),
+    xs: &[f32],
+    ws: &[f32],
+    epilogue: Epilogue<'_>,
+    threads: usize,
+) -> Result<()> {
+    let (bs, rs) = (epilogue.bias, epilogue.residual);
+    if out.len() != rows * n {
+        bail!("linear: {} outputs for a {rows}x{n} product", out.len())
+    }
     if bs.is_some_and(|b| b.len() != n) {
         bail!(
             "linear: bias of {} for {n} outputs",
@@ -137,46 +174,50 @@ pub(crate) fn product(
         )
     }
 
-    // The destination's starting value, one row per task: the product is
-    // added to it.
-    let mut out = vec![0f32; rows * n];
+    // The destination's starting value, by rows (in parallel when the
+    // product is): the product is added to it.
     let starts_filled = bs.is_some() || rs.is_some();
-    if starts_filled && n > 0 {
-        out.par_chunks_mut(n).enumerate().for_each(|(r, row)| {
-            match (rs.map(|rs| &rs[r * n..(r + 1) * n]), bs) {
-                (Some(res), Some(b)) => {
-                    for ((o, &a), &c) in row.iter_mut().zip(res).zip(b) {
-                        *o = a + c;
-                    }
-                }
-                (Some(res), None) => row.copy_from_slice(res),
-                (None, Some(b)) => row.copy_from_slice(b),
-                (None, None) => {}
+    let fill = |(r, row): (usize, &mut [f32])| match (rs.map(|rs| &rs[r * n..(r + 1) * n]), bs) {
+        (Some(res), Some(b)) => {
+            for ((o, &a), &c) in row.iter_mut().zip(res).zip(b) {
+                *o = a + c;
             }
-        });
+        }
+        (Some(res), None) => row.copy_from_slice(res),
+        (None, Some(b)) => row.copy_from_slice(b),
+        (None, None) => {}
+    };
+    if starts_filled && n > 0 {
+        match threads {
+            0 | 1 => out.chunks_mut(n).enumerate().for_each(fill),
+            _ => out.par_chunks_mut(n).enumerate().for_each(fill),
+        }
     }
     // x (rows x k, row-major) times Wᵀ (W is n x k row-major, read by
     // columns).
     cpu_gemm::matmul(
         (rows, n, k),
-        &mut out,
+        out,
         View::rows(0, n),
         xs,
         View::rows(0, k),
         ws,
         View::columns(0, k),
         starts_filled,
-        candle_core::utils::get_num_threads(),
+        threads,
     )?;
-    match activation {
+    match epilogue.activation {
         EpilogueActivation::Identity => {}
-        EpilogueActivation::QuickGelu => quick_gelu::quick_gelu_in_place(&mut out),
-        EpilogueActivation::Relu => out
-            .par_chunks_mut(RELU_CHUNK)
-            .for_each(|chunk| chunk.iter_mut().for_each(|v| *v = v.max(0.0))),
+        EpilogueActivation::QuickGelu => quick_gelu::quick_gelu_in_place(out),
+        EpilogueActivation::Relu => {
+            let relu = |chunk: &mut [f32]| chunk.iter_mut().for_each(|v| *v = v.max(0.0));
+            match threads {
+                0 | 1 => relu(out),
+                _ => out.par_chunks_mut(RELU_CHUNK).for_each(relu),
+            }
+        }
     }
-    drop((x_storage, w_storage, bias_guard, residual_guard));
-    Tensor::from_vec(out, out_dims, &Device::Cpu)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder};
 use super::channels_last::{self, ChannelsLastConv};
 use super::clip_config::ResNetConfig;
 use super::cuda_fused;
+use super::op_timer;
 
 /// torch's BatchNorm2d default.
 const BATCH_NORM_EPS: f64 = 1e-5;
@@ -311,7 +312,9 @@ impl ModifiedResNet {
                 xs.reshape((b, c, h * w))?.transpose(1, 2)?
             }
         };
-        self.attnpool.forward(&tokens)
+        op_timer::time("resnet: attention pool", tokens.device(), || {
+            self.attnpool.forward(&tokens)
+        })
     }
 }
 
