@@ -145,6 +145,13 @@ impl ChannelsLastConv {
         if tile_rows == 0 || c_out == 0 {
             bail!("convolution: {tile_rows}-row tiles of {c_out} outputs")
         }
+        if columns != self.kernel * self.kernel * shape.channels {
+            bail!(
+                "convolution: a {0}x{0} kernel over {1} channels has {columns} weights per output",
+                self.kernel,
+                shape.channels
+            )
+        }
         let x = x.contiguous()?;
         let residual = residual.map(Tensor::contiguous).transpose()?;
         let (x_storage, x_layout) = x.storage_and_layout();
