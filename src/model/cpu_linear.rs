@@ -93,7 +93,9 @@ pub(crate) fn product_dims(x: &Tensor, weight: &Tensor) -> Result<Vec<usize>> {
 /// Elements per parallel task of the in-place ReLU.
 const RELU_CHUNK: usize = 1 << 15;
 
-/// `activation(x Wᵀ + bias + residual)` as one `gemm` call: `x` (..., k)
+/// `activation(x Wᵀ + bias + residual)`: one product (a `gemm` call per
+/// core's block, [`cpu_gemm::matmul`]) into a destination that starts as
+/// bias + residual, the activation in place after. `x` (..., k)
 /// and `weight` (n, k) f32 on the CPU, `bias` (n), `residual` (..., n).
 pub(crate) fn product(
     x: &Tensor,
