@@ -23,14 +23,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use candle_core::{DType, Device, Tensor};
+use clip_model::checkpoint::write_random_model;
+use clip_model::{ModelFiles, Preprocessor, find_known, load_model};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use datafusion::arrow::array::{BinaryArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
-use datafusion_clip::model::random_weights::{write_random_model, write_random_resnet_model};
-use datafusion_clip::model::weights::{ModelFiles, load_model};
-use datafusion_clip::model::{ClipConfig, Preprocessor};
 use image::{ImageBuffer, Rgb};
 
 /// A photo-like 500x375 JPEG: smooth gradients plus texture, so the
@@ -83,7 +82,8 @@ fn vit_b32_dir() -> PathBuf {
         .join("datafusion-clip-bench")
         .join("vit-b-32-random");
     if !dir.join("model.safetensors").is_file() {
-        write_random_model(&dir, &ClipConfig::vit_b_32(), 0).unwrap();
+        let config = find_known("ViT-B/32").unwrap().config();
+        write_random_model(&dir, &config, 0).unwrap();
     }
     dir
 }
@@ -116,10 +116,10 @@ fn resnet_dir(name: &str) -> PathBuf {
         .join(format!("{name}-random"));
     if !dir.join("open_clip_model.safetensors").is_file() {
         let config = match name {
-            "rn50" => ClipConfig::rn50(),
-            _ => ClipConfig::rn101(),
+            "rn50" => find_known("RN50"),
+            _ => find_known("RN101"),
         };
-        write_random_resnet_model(&dir, &config, 0).unwrap();
+        write_random_model(&dir, &config.unwrap().config(), 0).unwrap();
     }
     dir
 }

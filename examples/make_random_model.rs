@@ -1,16 +1,21 @@
-//! Write a random-weight CLIP model (Hugging Face layout: `config.json` +
-//! `model.safetensors`) to a directory, for trying the SQL functions and
-//! measuring speed where pretrained weights cannot be downloaded.
+//! Write a random-weight CLIP model to a directory, in the layout its
+//! published weights use (ViTs as Hugging Face's `config.json` +
+//! `model.safetensors`, ResNets as open_clip's), for trying the SQL
+//! functions and measuring speed where pretrained weights cannot be
+//! downloaded. `tiny` is a few-kilobyte model; any registry name (`RN50`,
+//! `ViT-B/32`, ...) gives its published shape.
 //!
 //! ```sh
 //! cargo run --release --example make_random_model -- /tmp/tiny-clip tiny
 //! cargo run --release --example make_random_model -- /tmp/vit-b-32-random ViT-B/32
+//! cargo run --release --example make_random_model -- /tmp/rn50-random RN50
 //! cargo run --release --example make_random_model -- /tmp/tiny-b tiny 2   # another seed
 //! clip-sql -c "SELECT clip_embed_text('/tmp/tiny-clip', 'a photo of a cat')"
 //! ```
 
-use datafusion_clip::model::ClipConfig;
-use datafusion_clip::model::random_weights::write_random_model;
+use clip_model::checkpoint::write_random_model;
+use clip_model::registry::known_names;
+use clip_model::{ClipConfig, find_known};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -19,7 +24,8 @@ fn main() {
         args.next().unwrap_or_else(|| "tiny".to_string()),
     ) else {
         eprintln!(
-            "usage: make_random_model <dir> [tiny|ViT-B/32|ViT-B/16|ViT-L/14|ViT-L/14@336px] [seed]"
+            "usage: make_random_model <dir> [tiny or a model name: {}] [seed]",
+            known_names()
         );
         std::process::exit(2);
     };
@@ -31,15 +37,13 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let config = match shape.as_str() {
-        "tiny" => ClipConfig::tiny(),
-        "ViT-B/32" => ClipConfig::vit_b_32(),
-        "ViT-B/16" => ClipConfig::vit_b_16(),
-        "ViT-L/14" => ClipConfig::vit_l_14(),
-        "ViT-L/14@336px" => ClipConfig::vit_l_14_336(),
-        other => {
+    let config = match (shape.as_str(), find_known(&shape)) {
+        ("tiny", _) => ClipConfig::tiny(),
+        (_, Some(known)) => known.config(),
+        (other, None) => {
             eprintln!(
-                "unknown shape '{other}': use tiny, ViT-B/32, ViT-B/16, ViT-L/14 or ViT-L/14@336px"
+                "unknown shape '{other}': use tiny or one of {}",
+                known_names()
             );
             std::process::exit(2);
         }

@@ -67,7 +67,7 @@ export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90} CUDARC_CUDA_VERSION=13000 CUDAFO
 export LIBRARY_PATH=$C/lib:$C/lib/stubs${LIBRARY_PATH:+:$LIBRARY_PATH}
 export CARGO_TARGET_DIR=${CUDA_TARGET_DIR:-$HOME/.cache/datafusion-clip/target-cuda}
 cd "$repo"
-cargo build --release --bin clip-sql --features "cli,$features" -j"${JOBS:-$(nproc)}"
+cargo build --release -p clip-sql --features "$features" -j"${JOBS:-$(nproc)}"
 mkdir -p "$repo/target-cuda"
 strip -o "$repo/target-cuda/clip-sql" "$CARGO_TARGET_DIR/release/clip-sql"
 ls -l "$repo/target-cuda/clip-sql"

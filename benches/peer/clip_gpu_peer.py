@@ -43,7 +43,7 @@ NOUNS = ["goldfish", "great white shark", "tree frog", "loggerhead sea turtle",
 
 
 def sample_prompts(n):
-    # The same prompts as clip-sql bench (src/bench/model_speed.rs).
+    # The same prompts as clip-sql bench (crates/clip-sql/src/bench/model_speed.rs).
     return [TEMPLATES[i % 4].format(NOUNS[(i // 4) % 8]) for i in range(n)]
 
 

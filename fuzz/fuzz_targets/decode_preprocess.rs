@@ -4,7 +4,7 @@
 //! panic, abort or read out of bounds.
 #![no_main]
 
-use datafusion_clip::model::Preprocessor;
+use clip_model::Preprocessor;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,7 +3,7 @@
 //! `<start_of_text>` and end with `<end_of_text>`, never panic.
 #![no_main]
 
-use datafusion_clip::model::ClipTokenizer;
+use clip_model::ClipTokenizer;
 use libfuzzer_sys::fuzz_target;
 
 const START: u32 = 49406;

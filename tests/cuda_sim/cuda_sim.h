@@ -1,4 +1,4 @@
-// Just enough of CUDA to run this crate's kernels (src/model/kernels/*.cu)
+// Just enough of CUDA to run this crate's kernels (crates/clip-model/src/ops/cuda/kernels/*.cu)
 // on the CPU in the test suite: each block's threads are OS threads that
 // meet at a barrier in __syncthreads(), blocks run one after another, and
 // __shared__ arrays are function statics (one copy, used by one block at a

@@ -1,16 +1,16 @@
-// Runs the f32 instances of src/model/kernels/*.cu on the CPU (through
+// Runs the f32 instances of crates/clip-model/src/ops/cuda/kernels/*.cu on the CPU (through
 // cuda_sim.h) against plain double-precision loops, for the shapes and
 // options the encoder uses and the edges around them. Prints one "ok" line
 // per case; exits non-zero with the case and the error otherwise. Built and
-// run by tests/cuda_kernels_on_cpu.rs.
+// run by tests/it/cuda_kernels_on_cpu.rs.
 #include <cstdio>
 #include <cstdlib>
 #include <random>
 #include <string>
 
-#include "../../src/model/kernels/channels_last.cu"
-#include "../../src/model/kernels/linear_epilogue.cu"
-#include "../../src/model/kernels/packed_attention.cu"
+#include "../../crates/clip-model/src/ops/cuda/kernels/channels_last.cu"
+#include "../../crates/clip-model/src/ops/cuda/kernels/linear_epilogue.cu"
+#include "../../crates/clip-model/src/ops/cuda/kernels/packed_attention.cu"
 
 static std::mt19937 rng(20261127);
 

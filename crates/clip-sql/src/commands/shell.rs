@@ -1,0 +1,127 @@
+//! The shell: datafusion-cli's REPL, `-c` and `-f` with the CLIP functions,
+//! image tables and `clip.*` settings registered, and `--param` filling the
+//! placeholders of the statements first.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clip_sql::sql_params;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion_cli::catalog::DynamicObjectStoreCatalog;
+use datafusion_cli::exec;
+use datafusion_cli::object_storage::instrumented::InstrumentedObjectStoreRegistry;
+use datafusion_cli::print_options::PrintOptions;
+
+#[cfg(feature = "ballista")]
+use super::cluster;
+use crate::{Args, base_options};
+
+/// The interactive/-f/-c session: in this process, or a client of a
+/// Ballista cluster.
+#[cfg_attr(not(feature = "ballista"), allow(unused_variables))]
+async fn session(
+    args: &Args,
+    config: SessionConfig,
+    runtime_env: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+) -> Result<SessionContext> {
+    #[cfg(feature = "ballista")]
+    if let Some(target) = &args.ballista {
+        return cluster::cluster_context(target, config, runtime_env).await;
+    }
+    Ok(SessionContext::new_with_config_rt(config, runtime_env))
+}
+
+pub(crate) async fn run(args: Args) -> Result<()> {
+    let config = SessionConfig::from(base_options()?).with_information_schema(true);
+
+    // datafusion-cli's print options report object-store activity through
+    // this registry; it is also where stores for table locations go.
+    let registry = Arc::new(InstrumentedObjectStoreRegistry::new());
+    let runtime_env = RuntimeEnvBuilder::new()
+        .with_object_store_registry(registry.clone())
+        .build_arc()?;
+    let ctx = session(&args, config, runtime_env)
+        .await?
+        .enable_url_table();
+    ctx.register_catalog_list(Arc::new(DynamicObjectStoreCatalog::new(
+        ctx.state().catalog_list().clone(),
+        ctx.state_weak_ref(),
+    )));
+    datafusion_clip::register(&ctx)?;
+
+    if !args.quiet && std::io::stderr().is_terminal() {
+        datafusion_clip::engine::progress::spawn_stderr_reporter(Duration::from_millis(250));
+    }
+
+    let mut print_options = PrintOptions {
+        format: args.format,
+        quiet: args.quiet,
+        maxrows: args.maxrows,
+        color: args.color,
+        instrumented_registry: registry,
+    };
+
+    if args.command.is_empty() && args.file.is_empty() {
+        if !args.params.is_empty() {
+            return Err(DataFusionError::Configuration(
+                "--param fills placeholders of -f files and -c statements; the interactive \
+                 shell takes none"
+                    .to_string(),
+            ));
+        }
+        // datafusion-cli's REPL drops the query on Ctrl-C, but only once the
+        // CLIP call in progress returns; make that call stop at its next
+        // forward pass. (With -f or -c, Ctrl-C ends the process as usual.)
+        tokio::spawn(async {
+            while tokio::signal::ctrl_c().await.is_ok() {
+                datafusion_clip::engine::cancel_running_work();
+            }
+        });
+        return exec::exec_from_repl(&ctx, &mut print_options)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)));
+    }
+    // Every placeholder is filled before anything runs: a missing or
+    // misspelt parameter fails at once, not after an hour of benchmark.
+    let params: BTreeMap<String, String> = args.params.into_iter().collect();
+    let mut used = BTreeSet::new();
+    let fill = |text: &str, used: &mut BTreeSet<String>, origin: &str| {
+        sql_params::substitute(text, &params, used)
+            .map_err(|e| DataFusionError::Configuration(format!("{origin}: {e}")))
+    };
+    let mut scripts = Vec::new();
+    for file in &args.file {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| DataFusionError::Execution(format!("cannot read {file}: {e}")))?;
+        let script: String = text
+            .lines()
+            .filter(|line| !line.starts_with("#!"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        scripts.push((file.clone(), fill(&script, &mut used, file)?));
+    }
+    let commands = args
+        .command
+        .iter()
+        .map(|c| fill(c, &mut used, "-c"))
+        .collect::<Result<Vec<String>>>()?;
+    sql_params::check_all_used(&params, &used)
+        .map_err(|e| DataFusionError::Configuration(e.to_string()))?;
+
+    for (file, script) in scripts {
+        // A file runs as one script that stops at its first failing
+        // statement, so a broken benchmark exits non-zero instead of
+        // printing an error and carrying on (datafusion-cli's `-f`).
+        exec::exec_from_commands(&ctx, vec![script], &print_options)
+            .await
+            .map_err(|e| DataFusionError::Execution(format!("{file}: {e}")))?;
+    }
+    if !commands.is_empty() {
+        exec::exec_from_commands(&ctx, commands, &print_options).await?;
+    }
+    Ok(())
+}

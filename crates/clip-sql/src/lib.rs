@@ -1,0 +1,18 @@
+//! # clip-sql
+//!
+//! The `clip-sql` command's logic, kept here so it can be tested: the
+//! benchmark [`suite`] (the article's evaluation as SQL files over several
+//! models, with its tables, CLIP_benchmark JSON and charts), the efficiency
+//! [`bench`] (latency, images/s, memory) and the `--param` placeholders of
+//! SQL files ([`sql_params`]). The SQL functions and tables themselves are
+//! the `datafusion-clip` library; the binary (`main.rs`, `commands/`) only
+//! parses arguments and runs these.
+
+// Data paths never panic: a bad row is a NULL or an error naming it. Tests
+// may unwrap; code that ships may not.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod bench;
+pub mod file_name;
+pub mod sql_params;
+pub mod suite;

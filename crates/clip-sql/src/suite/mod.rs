@@ -1,0 +1,844 @@
+//! `clip-sql suite`: the seed's whole evaluation — every benchmark file
+//! for every model — and its report.
+//!
+//! For each model and dataset it runs `sql/benchmarks/<dataset>.sql` (with
+//! `model`, `limit` and `data` filled in) and saves the file's
+//! `<dataset>_predictions` table as Parquet; then it runs
+//! `sql/benchmarks/report.sql` over everything saved, and writes the
+//! report's tables, CLIP_benchmark JSON results and charts:
+//!
+//! ```text
+//! <out>/predictions/<dataset>__<model>.parquet    every prediction
+//! <out>/probabilities/<dataset>__<model>.parquet  class probabilities (ensembles)
+//! <out>/tables/*.csv                              the report's tables
+//! <out>/clip_benchmark/*.json                     CLIP_benchmark's result files
+//! <out>/charts/*.svg, *.png                       accuracy by model and dataset,
+//!                                                 Country211 by region
+//! <out>/runs.csv                                  what ran, how long, what failed
+//! ```
+//!
+//! One failing (model, dataset) run does not stop the others; the suite
+//! reports it and fails at the end. Models and datasets are checked before
+//! anything runs.
+
+pub mod catalogue;
+pub mod charts;
+pub mod clip_benchmark_json;
+pub mod sql_script;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Float64Type};
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::common::{DataFusionError, Result, exec_err, plan_err};
+use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::parquet::arrow::AsyncArrowWriter;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::StreamExt;
+use futures::future::BoxFuture;
+
+use crate::file_name::file_name_part;
+use crate::sql_params;
+use catalogue::Dataset;
+use charts::GroupedBars;
+use clip_benchmark_json::Metrics;
+use sql_script::{run_statement, split_statements};
+
+/// The seed's five models.
+pub const DEFAULT_MODELS: [&str; 5] = ["RN50", "RN101", "ViT-B/32", "ViT-L/14", "ViT-L/14@336px"];
+
+/// What to do with results already in the output directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExistingResults {
+    /// Stop before running anything (nothing a user has is overwritten).
+    #[default]
+    Refuse,
+    /// Keep the (model, dataset) predictions already there; run the rest.
+    Resume,
+    /// Run everything again, replacing what is there.
+    Overwrite,
+}
+
+/// What `clip-sql suite` was asked to do.
+#[derive(Debug, Clone)]
+pub struct SuiteOptions {
+    pub models: Vec<String>,
+    /// `None`: every dataset of the catalogue that has data.
+    pub datasets: Option<Vec<String>>,
+    /// Images per (model, dataset), for quick runs.
+    pub limit: Option<u64>,
+    /// Where a dataset's shards are, overriding the file's default.
+    pub data: BTreeMap<String, String>,
+    /// `model=weight,...` for the report's ensemble (`None`: the seed's).
+    pub ensemble: Option<String>,
+    pub out: PathBuf,
+    /// `sql/benchmarks`: the benchmark files, `datasets.csv`, `report.sql`.
+    pub benchmarks: PathBuf,
+    /// `sql/data`: class names, templates, regions, published figures.
+    pub sqldata: PathBuf,
+    pub existing: ExistingResults,
+}
+
+/// One (model, dataset) run.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub model: String,
+    pub dataset: String,
+    pub n: Option<u64>,
+    pub seconds: f64,
+    pub outcome: RunOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunOutcome {
+    Done,
+    /// Predictions from an earlier suite were kept (`--resume`).
+    Kept,
+    Failed(String),
+}
+
+/// What the suite wrote.
+#[derive(Debug)]
+pub struct SuiteReport {
+    pub runs: Vec<Run>,
+    /// Everything printed to stdout: the report's tables.
+    pub tables_text: String,
+    pub json_files: Vec<PathBuf>,
+    pub charts: Vec<PathBuf>,
+}
+
+/// A model's name in file names: `ViT-L/14@336px` -> `ViT-L-14@336px`; a
+/// local directory is its last component.
+pub fn model_file_name(model: &str) -> String {
+    let name = if Path::new(model).is_dir() {
+        Path::new(model.trim_end_matches('/'))
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| model.to_string())
+    } else {
+        model.trim_start_matches("hf:").to_string()
+    };
+    file_name_part(&name)
+}
+
+/// Builds a fresh session: the caller's settings and runtime (object
+/// stores), with the CLIP functions registered.
+pub type ContextFactory = dyn Fn() -> BoxFuture<'static, Result<SessionContext>> + Send + Sync;
+
+/// A context factory for sessions that run in this process.
+pub fn context_factory(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> Arc<ContextFactory> {
+    Arc::new(move || {
+        let ctx = SessionContext::new_with_config_rt(config.clone(), runtime.clone());
+        Box::pin(async move {
+            datafusion_clip::register(&ctx)?;
+            Ok(ctx)
+        })
+    })
+}
+
+/// Where the suite's SQL runs.
+#[derive(Clone)]
+pub struct SuiteSessions {
+    /// A fresh session for each (dataset, model) run: in this process, or
+    /// on a Ballista cluster.
+    pub benchmark: Arc<ContextFactory>,
+    /// The report, which reads the Parquet files this process wrote: always
+    /// in this process.
+    pub report: Arc<ContextFactory>,
+}
+
+impl SuiteSessions {
+    /// Everything in this process.
+    pub fn local(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> Self {
+        let factory = context_factory(config, runtime);
+        Self {
+            benchmark: Arc::clone(&factory),
+            report: factory,
+        }
+    }
+}
+
+struct Plan {
+    datasets: Vec<Dataset>,
+    skipped: Vec<String>,
+    catalogue: Vec<Dataset>,
+}
+
+async fn plan(options: &SuiteOptions) -> Result<Plan> {
+    if options.models.is_empty() {
+        return plan_err!("--models names no model");
+    }
+    let mut seen = BTreeMap::new();
+    for model in &options.models {
+        if let Some(other) = seen.insert(model_file_name(model), model) {
+            return plan_err!(
+                "models '{other}' and '{model}' would share the result files of '{}'",
+                model_file_name(model)
+            );
+        }
+    }
+    let catalogue = catalogue::read_catalogue(&options.benchmarks).await?;
+    let known = || {
+        catalogue
+            .iter()
+            .map(|d| d.slug.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let find = |slug: &str| catalogue.iter().find(|d| d.slug == slug);
+    for slug in options.data.keys() {
+        if find(slug).is_none() {
+            return plan_err!(
+                "--data names an unknown dataset '{slug}' (known: {})",
+                known()
+            );
+        }
+    }
+    let mut datasets = Vec::new();
+    let mut skipped = Vec::new();
+    match &options.datasets {
+        Some(wanted) => {
+            for slug in wanted {
+                let Some(dataset) = find(slug) else {
+                    return plan_err!("unknown dataset '{slug}' (known: {})", known());
+                };
+                if !dataset.has_default_data && !options.data.contains_key(slug) {
+                    return plan_err!(
+                        "{slug} has no public source: pass --data {slug}=<shards> \
+                         (sql/benchmarks/{slug}.sql says how to make them)"
+                    );
+                }
+                if !datasets.contains(dataset) {
+                    datasets.push(dataset.clone());
+                }
+            }
+        }
+        None => {
+            for dataset in &catalogue {
+                if dataset.has_default_data || options.data.contains_key(&dataset.slug) {
+                    datasets.push(dataset.clone());
+                } else {
+                    skipped.push(dataset.slug.clone());
+                }
+            }
+        }
+    }
+    for slug in options.data.keys() {
+        if !datasets.iter().any(|d| &d.slug == slug) {
+            return plan_err!("--data {slug}=... is given but {slug} is not in --datasets");
+        }
+    }
+    for dataset in &datasets {
+        let file = options.benchmarks.join(format!("{}.sql", dataset.slug));
+        if !file.is_file() {
+            return plan_err!("no benchmark file {}", file.display());
+        }
+    }
+    Ok(Plan {
+        datasets,
+        skipped,
+        catalogue,
+    })
+}
+
+fn predictions_file(out: &Path, dataset: &str, model: &str) -> PathBuf {
+    out.join("predictions")
+        .join(format!("{dataset}__{}.parquet", model_file_name(model)))
+}
+
+fn probabilities_file(out: &Path, dataset: &str, model: &str) -> PathBuf {
+    out.join("probabilities")
+        .join(format!("{dataset}__{}.parquet", model_file_name(model)))
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> DataFusionError {
+    DataFusionError::Execution(format!("{}: {e}", path.display()))
+}
+
+/// Run the suite. Progress goes to stderr; the report's tables are printed
+/// to stdout and returned.
+pub async fn run_suite(options: &SuiteOptions, sessions: &SuiteSessions) -> Result<SuiteReport> {
+    let plan = plan(options).await?;
+    let out = &options.out;
+    if options.existing == ExistingResults::Refuse {
+        let existing: Vec<String> = plan
+            .datasets
+            .iter()
+            .flat_map(|d| options.models.iter().map(move |m| (d, m)))
+            .map(|(d, m)| predictions_file(out, &d.slug, m))
+            .filter(|p| p.exists())
+            .map(|p| p.display().to_string())
+            .collect();
+        if !existing.is_empty() {
+            return plan_err!(
+                "{} already holds results ({}{}): pass --resume to keep them and run the rest, \
+                 --overwrite to run everything again, or choose another --out",
+                out.display(),
+                existing[0],
+                if existing.len() > 1 {
+                    format!(" and {} more", existing.len() - 1)
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    for dir in [
+        "predictions",
+        "probabilities",
+        "tables",
+        "clip_benchmark",
+        "charts",
+    ] {
+        let dir = out.join(dir);
+        std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
+    }
+    if !plan.skipped.is_empty() {
+        eprintln!(
+            "Skipping {} (no public source; pass --data <dataset>=<shards>)",
+            plan.skipped.join(", ")
+        );
+    }
+
+    let total = plan.datasets.len() * options.models.len();
+    let mut runs = Vec::new();
+    for model in &options.models {
+        for dataset in &plan.datasets {
+            let step = runs.len() + 1;
+            let file = predictions_file(out, &dataset.slug, model);
+            if options.existing == ExistingResults::Resume
+                && file.exists()
+                && probabilities_file(out, &dataset.slug, model).exists()
+            {
+                eprintln!(
+                    "[{step}/{total}] {} × {model}: kept from before",
+                    dataset.slug
+                );
+                runs.push(Run {
+                    model: model.clone(),
+                    dataset: dataset.slug.clone(),
+                    n: None,
+                    seconds: 0.0,
+                    outcome: RunOutcome::Kept,
+                });
+                continue;
+            }
+            // Results of an earlier suite for this run go first: if the
+            // run fails, the report must not show them as this suite's.
+            for stale in [file, probabilities_file(out, &dataset.slug, model)] {
+                if stale.exists() {
+                    std::fs::remove_file(&stale).map_err(|e| io_error(&stale, e))?;
+                }
+            }
+            eprintln!("[{step}/{total}] {} × {model} ...", dataset.slug);
+            let started = Instant::now();
+            let result = run_benchmark(options, sessions.benchmark.as_ref(), dataset, model).await;
+            let seconds = started.elapsed().as_secs_f64();
+            let run = match result {
+                Ok((n, acc1)) => {
+                    eprintln!(
+                        "[{step}/{total}] {} × {model}: {n} images, acc1 {acc1:.2}% in {seconds:.1} s",
+                        dataset.slug
+                    );
+                    Run {
+                        model: model.clone(),
+                        dataset: dataset.slug.clone(),
+                        n: Some(n),
+                        seconds,
+                        outcome: RunOutcome::Done,
+                    }
+                }
+                Err(e) => {
+                    eprintln!("[{step}/{total}] {} × {model}: FAILED: {e}", dataset.slug);
+                    Run {
+                        model: model.clone(),
+                        dataset: dataset.slug.clone(),
+                        n: None,
+                        seconds,
+                        outcome: RunOutcome::Failed(e.to_string()),
+                    }
+                }
+            };
+            runs.push(run);
+        }
+    }
+    write_runs(out, &runs)?;
+    if !runs
+        .iter()
+        .any(|r| matches!(r.outcome, RunOutcome::Done | RunOutcome::Kept))
+    {
+        return exec_err!(
+            "every run failed; {} says why",
+            out.join("runs.csv").display()
+        );
+    }
+
+    let ctx = (sessions.report)().await?;
+    let tables_text = run_report(options, &ctx).await?;
+    let members = collect_sql(
+        &ctx,
+        "SELECT model FROM ensemble_weights ORDER BY weight DESC",
+    )
+    .await?;
+    let ensembled = collect_sql(&ctx, "SELECT count(*) FROM ensemble").await?;
+    if ensembled.iter().all(|b| {
+        b.num_rows() == 0
+            || b.column(0)
+                .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                .value(0)
+                == 0
+    }) {
+        let names: Vec<String> = members
+            .iter()
+            .map(|b| text_column(b, 0))
+            .collect::<Result<Vec<_>>>()?
+            .concat();
+        eprintln!(
+            "No ensemble: no dataset has predictions from all of its members ({}); \
+             name members that ran with --ensemble model=weight,...",
+            names.join(", ")
+        );
+    }
+    let matrix = accuracy_matrix(&ctx, &plan.catalogue, &options.models, out).await?;
+    print!("{matrix}");
+    let tables_text = tables_text + &matrix;
+
+    let metrics = read_metrics(&ctx).await?;
+    let names: BTreeMap<String, String> = plan
+        .catalogue
+        .iter()
+        .map(|d| (d.slug.clone(), d.clip_benchmark.clone()))
+        .collect();
+    let json_files =
+        clip_benchmark_json::write_results(&out.join("clip_benchmark"), &metrics, |slug| {
+            names.get(slug).cloned().unwrap_or_else(|| slug.to_string())
+        })
+        .map_err(|e| DataFusionError::Execution(format!("writing CLIP_benchmark results: {e}")))?;
+    let charts = draw_charts(&ctx, &plan.catalogue, &options.models, out).await?;
+
+    eprintln!(
+        "Wrote {}: predictions/, probabilities/, tables/, {} CLIP_benchmark results, {} charts, runs.csv",
+        out.display(),
+        json_files.len(),
+        charts.len()
+    );
+    let failed: Vec<&Run> = runs
+        .iter()
+        .filter(|r| matches!(r.outcome, RunOutcome::Failed(_)))
+        .collect();
+    if !failed.is_empty() {
+        let list = failed
+            .iter()
+            .map(|r| format!("{} × {}", r.dataset, r.model))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return exec_err!(
+            "{} of {} runs failed ({list}); the report covers the others; {} says why",
+            failed.len(),
+            runs.len(),
+            out.join("runs.csv").display()
+        );
+    }
+    Ok(SuiteReport {
+        runs,
+        tables_text,
+        json_files,
+        charts,
+    })
+}
+
+/// Run one benchmark file for one model; save its predictions. Returns the
+/// number of images and acc1 (percent).
+async fn run_benchmark(
+    options: &SuiteOptions,
+    context: &ContextFactory,
+    dataset: &Dataset,
+    model: &str,
+) -> Result<(u64, f64)> {
+    let path = options.benchmarks.join(format!("{}.sql", dataset.slug));
+    let text = std::fs::read_to_string(&path).map_err(|e| io_error(&path, e))?;
+    let mut params = BTreeMap::from([
+        ("model".to_string(), model.to_string()),
+        (
+            "sqldata".to_string(),
+            options.sqldata.to_string_lossy().into_owned(),
+        ),
+    ]);
+    if let Some(limit) = options.limit {
+        params.insert("limit".to_string(), limit.to_string());
+    }
+    if let Some(data) = options.data.get(&dataset.slug) {
+        params.insert("data".to_string(), data.clone());
+    }
+    let script = sql_params::substitute(&text, &params, &mut BTreeSet::new())
+        .map_err(|e| DataFusionError::Plan(format!("{}: {e}", path.display())))?;
+    let ctx = context().await?;
+    let table = format!("{}_predictions", dataset.slug);
+    for statement in split_statements(&script) {
+        // The file's own summaries are recomputed by the report; run what
+        // builds the predictions.
+        if statement.is_query() {
+            continue;
+        }
+        run_statement(&ctx, &statement.sql)
+            .await
+            .map_err(|e| DataFusionError::Execution(format!("{}: {e}", path.display())))?;
+        if statement.sql.contains(&format!("CREATE TABLE {table} ")) {
+            break;
+        }
+    }
+
+    let predictions = ctx
+        .table(table.as_str())
+        .await
+        .map_err(|_| DataFusionError::Plan(format!("{} made no table {table}", path.display())))?;
+    let saved = predictions.clone().select_columns(&[
+        "model",
+        "dataset",
+        "split",
+        "key",
+        "label",
+        "label_index",
+        "predicted",
+        "predicted_label",
+        "top5",
+        "probability",
+        "predicted_one_template",
+    ])?;
+    write_parquet(saved, &predictions_file(&options.out, &dataset.slug, model)).await?;
+    let probabilities =
+        predictions
+            .clone()
+            .select_columns(&["model", "dataset", "key", "label_index", "probs"])?;
+    write_parquet(
+        probabilities,
+        &probabilities_file(&options.out, &dataset.slug, model),
+    )
+    .await?;
+
+    let summary = ctx
+        .sql(&format!(
+            "SELECT count(*) AS n, \
+                    100.0 * avg(CASE WHEN predicted = label_index THEN 1.0 ELSE 0.0 END) AS acc1 \
+             FROM {table}"
+        ))
+        .await?
+        .collect()
+        .await?;
+    let batch = summary
+        .first()
+        .ok_or_else(|| DataFusionError::Execution(format!("{table}: no summary row")))?;
+    let n = batch
+        .column(0)
+        .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+    let acc1 = batch.column(1).as_primitive::<Float64Type>();
+    let n = if n.is_empty() {
+        0
+    } else {
+        n.value(0).max(0) as u64
+    };
+    let acc1 = if acc1.is_empty() || acc1.is_null(0) {
+        0.0
+    } else {
+        acc1.value(0)
+    };
+    Ok((n, acc1))
+}
+
+/// Write a frame as one Parquet file here, where `clip-sql` runs (on a
+/// cluster the rows come back from the executors), atomically: a reader
+/// (or `--resume`) never sees half a file.
+async fn write_parquet(frame: datafusion::dataframe::DataFrame, path: &Path) -> Result<()> {
+    let partial = path.with_extension("parquet.partial");
+    let schema = Arc::new(frame.schema().as_arrow().clone());
+    let mut batches = frame.execute_stream().await?;
+    let file = tokio::fs::File::create(&partial)
+        .await
+        .map_err(|e| io_error(&partial, e))?;
+    // zstd level 3, as DataFusion's own Parquet writer defaults to.
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+        .build();
+    let mut writer = AsyncArrowWriter::try_new(file, schema, Some(properties))?;
+    while let Some(batch) = batches.next().await {
+        writer.write(&batch?).await?;
+    }
+    writer.close().await?;
+    std::fs::rename(&partial, path).map_err(|e| io_error(path, e))
+}
+
+fn write_runs(out: &Path, runs: &[Run]) -> Result<()> {
+    let mut text = String::from("model,dataset,n,seconds,outcome,error\n");
+    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    for run in runs {
+        let (outcome, error) = match &run.outcome {
+            RunOutcome::Done => ("done", String::new()),
+            RunOutcome::Kept => ("kept", String::new()),
+            RunOutcome::Failed(e) => ("failed", quote(e)),
+        };
+        let _ = writeln!(
+            text,
+            "{},{},{},{:.1},{outcome},{error}",
+            quote(&run.model),
+            run.dataset,
+            run.n.map(|n| n.to_string()).unwrap_or_default(),
+            run.seconds
+        );
+    }
+    let path = out.join("runs.csv");
+    std::fs::write(&path, text).map_err(|e| io_error(&path, e))
+}
+
+/// Run report.sql; print each query's table under the comment of the
+/// statements that built it.
+async fn run_report(options: &SuiteOptions, ctx: &SessionContext) -> Result<String> {
+    let path = options.benchmarks.join("report.sql");
+    let text = std::fs::read_to_string(&path).map_err(|e| io_error(&path, e))?;
+    let mut params = BTreeMap::from([
+        (
+            "results".to_string(),
+            options.out.to_string_lossy().into_owned(),
+        ),
+        (
+            "sqldata".to_string(),
+            options.sqldata.to_string_lossy().into_owned(),
+        ),
+    ]);
+    if let Some(weights) = &options.ensemble {
+        params.insert("ensemble".to_string(), weights.clone());
+    }
+    let script = sql_params::substitute(&text, &params, &mut BTreeSet::new())
+        .map_err(|e| DataFusionError::Plan(format!("{}: {e}", path.display())))?;
+    let mut printed = String::new();
+    let mut heading = String::new();
+    for statement in split_statements(&script) {
+        if !statement.comment.is_empty() {
+            heading = statement.comment.clone();
+        }
+        let batches = run_statement(ctx, &statement.sql)
+            .await
+            .map_err(|e| DataFusionError::Execution(format!("{}: {e}", path.display())))?;
+        if statement.is_query() {
+            let table = format!("\n{heading}\n{}\n", pretty_format_batches(&batches)?);
+            print!("{table}");
+            printed.push_str(&table);
+        }
+    }
+    Ok(printed)
+}
+
+/// Accuracy (top-1, percent) with datasets down and models across, in the
+/// seed's layout, plus the mean over datasets; also saved as
+/// tables/accuracy_matrix.csv.
+async fn accuracy_matrix(
+    ctx: &SessionContext,
+    catalogue: &[Dataset],
+    models: &[String],
+    out: &Path,
+) -> Result<String> {
+    let literal = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    let identifier = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let columns: Vec<String> = models
+        .iter()
+        .map(|m| {
+            format!(
+                "max(CASE WHEN model = {} THEN acc1 END) AS {}",
+                literal(m),
+                identifier(m)
+            )
+        })
+        .collect();
+    let order: Vec<String> = catalogue
+        .iter()
+        .enumerate()
+        .map(|(i, d)| format!("WHEN {} THEN {i}", literal(&d.slug)))
+        .collect();
+    let sql = format!(
+        "SELECT dataset, {columns} FROM (
+           SELECT dataset, model, acc1,
+                  CASE dataset {order} ELSE {last} END AS position
+           FROM accuracy
+           UNION ALL
+           SELECT 'mean' AS dataset, model, round(avg(acc1), 2) AS acc1, {mean} AS position
+           FROM accuracy GROUP BY model)
+         GROUP BY dataset, position ORDER BY position, dataset",
+        columns = columns.join(", "),
+        order = order.join(" "),
+        last = catalogue.len(),
+        mean = catalogue.len() + 1,
+    );
+    let frame = ctx.sql(&sql).await?;
+    let batches = frame.clone().collect().await?;
+    let path = out.join("tables").join("accuracy_matrix.csv");
+    frame
+        .write_csv(
+            &path.to_string_lossy(),
+            DataFrameWriteOptions::new().with_single_file_output(true),
+            None,
+        )
+        .await?;
+    Ok(format!(
+        "\nTop-1 accuracy (percent) by dataset and model; mean: the mean over the datasets a model ran.\n{}\n",
+        pretty_format_batches(&batches)?
+    ))
+}
+
+async fn collect_sql(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
+    ctx.sql(sql).await?.collect().await
+}
+
+fn text_column(batch: &RecordBatch, i: usize) -> Result<Vec<String>> {
+    let column = datafusion::arrow::compute::cast(batch.column(i), &DataType::Utf8)?;
+    let column = column.as_string::<i32>();
+    Ok((0..column.len())
+        .map(|r| {
+            if column.is_null(r) {
+                String::new()
+            } else {
+                column.value(r).to_string()
+            }
+        })
+        .collect())
+}
+
+fn float_column(batch: &RecordBatch, i: usize) -> Result<Vec<Option<f64>>> {
+    let column = datafusion::arrow::compute::cast(batch.column(i), &DataType::Float64)?;
+    let column = column.as_primitive::<Float64Type>();
+    Ok((0..column.len())
+        .map(|r| (!column.is_null(r)).then(|| column.value(r)))
+        .collect())
+}
+
+async fn read_metrics(ctx: &SessionContext) -> Result<Vec<Metrics>> {
+    let batches = collect_sql(
+        ctx,
+        "SELECT model, dataset, acc1, acc5, mean_per_class_recall FROM metrics ORDER BY dataset, model",
+    )
+    .await?;
+    let mut rows = Vec::new();
+    for batch in &batches {
+        let models = text_column(batch, 0)?;
+        let datasets = text_column(batch, 1)?;
+        let acc1 = float_column(batch, 2)?;
+        let acc5 = float_column(batch, 3)?;
+        let recall = float_column(batch, 4)?;
+        for r in 0..batch.num_rows() {
+            rows.push(Metrics {
+                model: models[r].clone(),
+                dataset: datasets[r].clone(),
+                acc1: acc1[r].unwrap_or(0.0),
+                acc5: acc5[r],
+                mean_per_class_recall: recall[r].unwrap_or(0.0),
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// Bars from a query's rows `(group, series, value)`: groups in
+/// `group_order` where given, else as they come.
+fn grouped_bars(
+    title: &str,
+    value_label: &str,
+    batches: &[RecordBatch],
+    models: &[String],
+    group_order: &[(String, String)],
+) -> Result<GroupedBars> {
+    let mut values: BTreeMap<(String, String), f64> = BTreeMap::new();
+    let mut seen_groups: Vec<String> = Vec::new();
+    for batch in batches {
+        let groups = text_column(batch, 0)?;
+        let series = text_column(batch, 1)?;
+        let figures = float_column(batch, 2)?;
+        for r in 0..batch.num_rows() {
+            if let Some(v) = figures[r] {
+                values.insert((groups[r].clone(), series[r].clone()), v);
+            }
+            if !seen_groups.contains(&groups[r]) {
+                seen_groups.push(groups[r].clone());
+            }
+        }
+    }
+    let groups: Vec<(String, String)> = if group_order.is_empty() {
+        seen_groups.iter().map(|g| (g.clone(), g.clone())).collect()
+    } else {
+        group_order
+            .iter()
+            .filter(|(key, _)| seen_groups.contains(key))
+            .cloned()
+            .collect()
+    };
+    Ok(GroupedBars {
+        title: title.to_string(),
+        value_label: value_label.to_string(),
+        groups: groups.iter().map(|(_, name)| name.clone()).collect(),
+        series: models.to_vec(),
+        values: groups
+            .iter()
+            .map(|(key, _)| {
+                models
+                    .iter()
+                    .map(|m| values.get(&(key.clone(), m.clone())).copied())
+                    .collect()
+            })
+            .collect(),
+    })
+}
+
+async fn draw_charts(
+    ctx: &SessionContext,
+    catalogue: &[Dataset],
+    models: &[String],
+    out: &Path,
+) -> Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    let dir = out.join("charts");
+    let accuracy = collect_sql(ctx, "SELECT dataset, model, acc1 FROM accuracy").await?;
+    let order: Vec<(String, String)> = catalogue
+        .iter()
+        .map(|d| (d.slug.clone(), d.name.clone()))
+        .collect();
+    let chart = grouped_bars(
+        "Zero-shot top-1 accuracy by dataset and model",
+        "top-1 accuracy (%)",
+        &accuracy,
+        models,
+        &order,
+    )?;
+    let stem = dir.join("accuracy_by_model_and_dataset");
+    charts::write_grouped_bars(&chart, &stem)
+        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+    written.extend([stem.with_extension("svg"), stem.with_extension("png")]);
+
+    // Regions from the best-recognised down, by their mean over models.
+    let regions = collect_sql(
+        ctx,
+        "SELECT c.region, c.model, c.acc1 FROM country211_by_region c
+         JOIN (SELECT region, avg(acc1) AS mean FROM country211_by_region GROUP BY region) r
+           ON c.region = r.region
+         ORDER BY r.mean DESC, c.region",
+    )
+    .await?;
+    if regions.iter().any(|b| b.num_rows() > 0) {
+        let chart = grouped_bars(
+            "Country211: top-1 accuracy by region",
+            "top-1 accuracy (%)",
+            &regions,
+            models,
+            &[],
+        )?;
+        let stem = dir.join("country211_by_region");
+        charts::write_grouped_bars(&chart, &stem)
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        written.extend([stem.with_extension("svg"), stem.with_extension("png")]);
+    }
+    Ok(written)
+}

@@ -1,0 +1,311 @@
+//! What the image tables' scans share, written once: the physical plan
+//! ([`ImageScanExec`], generic over what one format reads — its
+//! [`ScanSource`]), how many rows a batch holds, the options and location
+//! checks of `CREATE EXTERNAL TABLE`, and the column list their plans show.
+//!
+//! A format only says what its partitions read and how: IMAGEFOLDER's files,
+//! WEBDATASET's shards, CIFAR's record ranges. All of it is plain data, so
+//! a plan that scans an image table can be serialised to another process
+//! (`super::codec`) and rebuilt there.
+
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::catalog::Session;
+use datafusion::common::stats::Precision;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{Result, Statistics, internal_err, plan_err};
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::CreateExternalTable;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricsSet};
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+};
+use object_store::ObjectStore;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::object_stores::scan_object_store;
+use crate::config::{ClipOptions, DEFAULT_BATCH_SIZE};
+
+/// What one image format's scan reads: the work of each partition, as
+/// plain data.
+pub trait ScanSource:
+    fmt::Debug + Clone + PartialEq + Send + Sync + Serialize + DeserializeOwned + 'static
+{
+    /// The plan's name, as `EXPLAIN` shows it (`ImageFolderExec`).
+    const NAME: &'static str;
+
+    /// The table's schema, which projections index.
+    fn table_schema(&self) -> SchemaRef;
+
+    /// How many partitions the scan was planned with (0 for nothing to read).
+    fn partition_count(&self) -> usize;
+
+    /// What the plan line shows between the store and the columns, e.g.
+    /// `files=3, partitions=2`.
+    fn describe(&self, f: &mut fmt::Formatter) -> fmt::Result;
+
+    /// The stream of `partition`, reading from `store`.
+    fn open(&self, partition: usize, scan: PartitionScan<'_>) -> Result<SendableRecordBatchStream>;
+
+    /// Whether the parts fit together (a plan from another process may
+    /// not): checked before the scan is built.
+    fn check(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Rows (and bytes) of `partition`, or of all when `None`, as far as
+    /// the plan knows them.
+    fn statistics(
+        &self,
+        _partition: Option<usize>,
+        _projection: &[usize],
+        _stats: &mut Statistics,
+    ) {
+    }
+}
+
+/// What [`ScanSource::open`] gets besides the partition number.
+pub struct PartitionScan<'a> {
+    pub store: Arc<dyn ObjectStore>,
+    /// Indices into the table schema.
+    pub projection: &'a [usize],
+    /// The projected schema the stream's batches have.
+    pub schema: SchemaRef,
+    pub metrics: &'a ExecutionPlanMetricsSet,
+}
+
+/// The physical scan of an image table of format `S`.
+#[derive(Debug, Clone)]
+pub struct ImageScanExec<S: ScanSource> {
+    store_url: ObjectStoreUrl,
+    /// Indices into the table schema.
+    projection: Vec<usize>,
+    source: S,
+    schema: SchemaRef,
+    properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+/// What an [`ImageScanExec`] is made of: plain data, so that the plan can
+/// be sent to another process and rebuilt there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScanParts<S> {
+    pub store_url: String,
+    pub projection: Vec<usize>,
+    pub source: S,
+}
+
+impl<S: ScanSource> ImageScanExec<S> {
+    /// A scan of `source`'s partitions from the store at `store_url`.
+    pub fn try_new(store_url: &ObjectStoreUrl, projection: Vec<usize>, source: S) -> Result<Self> {
+        Self::from_parts(ScanParts {
+            store_url: store_url.as_str().to_string(),
+            projection,
+            source,
+        })
+    }
+
+    /// The scan `parts` describe, partitioned as they say.
+    pub fn from_parts(parts: ScanParts<S>) -> Result<Self> {
+        parts.source.check()?;
+        let schema = Arc::new(parts.source.table_schema().project(&parts.projection)?);
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&schema)),
+            // At least one partition, empty when there is nothing to read.
+            Partitioning::UnknownPartitioning(parts.source.partition_count().max(1)),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ));
+        Ok(Self {
+            store_url: ObjectStoreUrl::parse(&parts.store_url)?,
+            projection: parts.projection,
+            source: parts.source,
+            schema,
+            properties,
+            metrics: ExecutionPlanMetricsSet::new(),
+        })
+    }
+
+    /// The data this scan is made of.
+    pub fn to_parts(&self) -> ScanParts<S> {
+        ScanParts {
+            store_url: self.store_url.as_str().to_string(),
+            projection: self.projection.clone(),
+            source: self.source.clone(),
+        }
+    }
+
+    /// What the format reads.
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+}
+
+impl<S: ScanSource> DisplayAs for ImageScanExec<S> {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{}: store={}, ", S::NAME, self.store_url.as_str())?;
+        self.source.describe(f)?;
+        write!(f, ", columns=[{}]", column_list(&self.schema))
+    }
+}
+
+impl<S: ScanSource> ExecutionPlan for ImageScanExec<S> {
+    fn name(&self) -> &str {
+        S::NAME
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        Vec::new()
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if children.is_empty() {
+            Ok(self)
+        } else {
+            internal_err!("{} has no children", S::NAME)
+        }
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        // The one partition of a scan with nothing to read is empty.
+        let planned = self.source.partition_count();
+        if partition >= planned.max(1) {
+            return internal_err!("{} has no partition {partition}", S::NAME);
+        }
+        let scan = PartitionScan {
+            store: scan_object_store(&context.runtime_env(), &self.store_url)?,
+            projection: &self.projection,
+            schema: Arc::clone(&self.schema),
+            metrics: &self.metrics,
+        };
+        if planned == 0 {
+            let empty = futures::stream::empty();
+            return Ok(Box::pin(
+                datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+                    scan.schema,
+                    empty,
+                ),
+            ));
+        }
+        self.source.open(partition, scan)
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+
+    fn partition_statistics(&self, partition: Option<usize>) -> Result<Arc<Statistics>> {
+        let mut stats = Statistics::new_unknown(&self.schema);
+        self.source
+            .statistics(partition, &self.projection, &mut stats);
+        Ok(Arc::new(stats))
+    }
+}
+
+/// The work of `partition` of a scan planned as `groups`: nothing past the
+/// end (the one partition of a scan with no groups).
+pub fn partition_group<T: Clone>(groups: &[Vec<T>], partition: usize) -> Vec<T> {
+    groups.get(partition).cloned().unwrap_or_default()
+}
+
+/// Exact row count `rows` in `stats`.
+pub fn exact_rows(stats: &mut Statistics, rows: usize) {
+    stats.num_rows = Precision::Exact(rows);
+}
+
+/// Rows per batch of an image scan: several forward passes, so decoding of
+/// one pass can overlap the next, bounded by DataFusion's own batch size.
+pub fn scan_batch_rows(state: &dyn Session) -> usize {
+    let options = ClipOptions::from_config(state.config_options());
+    let execution = &state.config_options().execution;
+    (options.batch_size.unwrap_or(DEFAULT_BATCH_SIZE) * 4)
+        .clamp(1, usize::from(execution.batch_size))
+}
+
+/// The columns a `TableProvider::scan` reads: its projection, or all of
+/// `schema`'s.
+pub fn projection_or_all(projection: Option<&Vec<usize>>, schema: &Schema) -> Vec<usize> {
+    projection
+        .cloned()
+        .unwrap_or_else(|| (0..schema.fields().len()).collect())
+}
+
+/// The one location of a `CREATE EXTERNAL TABLE ... STORED AS <format>`;
+/// `hint` says what to write instead of several.
+pub fn one_location<'a>(format: &str, cmd: &'a CreateExternalTable, hint: &str) -> Result<&'a str> {
+    match cmd.locations.as_slice() {
+        [location] => Ok(location),
+        locations => plan_err!(
+            "{format} tables have one location, got {}; {hint}",
+            locations.len()
+        ),
+    }
+}
+
+/// The `skip_unreadable` option of a `CREATE EXTERNAL TABLE ... STORED AS
+/// <format>`, the only option these formats take; `what_it_does` ends the
+/// message for an unknown option.
+pub fn skip_unreadable_option(
+    format: &str,
+    cmd: &CreateExternalTable,
+    what_it_does: &str,
+) -> Result<bool> {
+    let mut skip_unreadable = false;
+    for (key, value) in &cmd.options {
+        // DataFusion prefixes options written without a namespace with `format.`.
+        match key.strip_prefix("format.").unwrap_or(key) {
+            "skip_unreadable" => {
+                skip_unreadable = match value.trim().to_ascii_lowercase().as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return plan_err!(
+                            "{format} option 'skip_unreadable' must be 'true' or 'false', got '{value}'"
+                        );
+                    }
+                }
+            }
+            other => {
+                return plan_err!(
+                    "unknown {format} option '{other}'; the one option is 'skip_unreadable' \
+                     ('true': {what_it_does})"
+                );
+            }
+        }
+    }
+    Ok(skip_unreadable)
+}
+
+/// `a, b, c`: a scan's columns as its plan line shows them.
+pub fn column_list(schema: &Schema) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

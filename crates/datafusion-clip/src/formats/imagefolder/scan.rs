@@ -1,0 +1,264 @@
+//! What a scan of an IMAGEFOLDER table reads: files split into contiguous
+//! groups, one per partition; each partition reads its files through the
+//! object store a few at a time and emits batches of `batch_rows` rows.
+
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    ArrayRef, BinaryBuilder, RecordBatch, RecordBatchOptions, StringBuilder,
+};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::stats::Precision;
+use datafusion::common::{Result, Statistics, internal_err};
+use datafusion::error::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::metrics::{Count, MetricBuilder};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use serde::{Deserialize, Serialize};
+
+use super::imagefolder_schema;
+use crate::formats::image_scan::{
+    ImageScanExec, PartitionScan, ScanSource, exact_rows, partition_group,
+};
+
+/// Files fetched at once per partition: enough to hide object-store
+/// latency, few enough to keep memory to a handful of images.
+const CONCURRENT_READS: usize = 8;
+
+/// The physical scan of an image folder.
+pub type ImageFolderExec = ImageScanExec<ImageFolderScan>;
+
+/// One image file of the table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageFile {
+    /// Object-store path.
+    pub location: String,
+    /// What the `path` column shows: a filesystem path or a URL.
+    pub path: String,
+    /// Parent directory name.
+    pub label: Option<String>,
+    pub size: u64,
+}
+
+/// The files of an image folder scan, by partition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageFolderScan {
+    /// Files per partition.
+    pub groups: Vec<Vec<ImageFile>>,
+    pub batch_rows: usize,
+    /// An unreadable file gives a NULL image (counted in the
+    /// `unreadable_files` metric) instead of failing the scan.
+    pub skip_unreadable: bool,
+}
+
+impl ImageFolderScan {
+    /// `files` in at most `partitions` contiguous groups of nearly equal size.
+    pub fn new(files: Vec<ImageFile>, partitions: usize, batch_rows: usize) -> Self {
+        Self {
+            groups: split_into_groups(files, partitions),
+            batch_rows: batch_rows.max(1),
+            skip_unreadable: false,
+        }
+    }
+
+    fn file_count(&self) -> usize {
+        self.groups.iter().map(Vec::len).sum()
+    }
+}
+
+/// Contiguous groups of nearly equal size, at most `partitions` of them.
+fn split_into_groups(files: Vec<ImageFile>, partitions: usize) -> Vec<Vec<ImageFile>> {
+    if files.is_empty() {
+        return Vec::new();
+    }
+    let per_group = files.len().div_ceil(partitions.max(1));
+    let mut groups = Vec::new();
+    let mut files = files.into_iter().peekable();
+    while files.peek().is_some() {
+        groups.push(files.by_ref().take(per_group).collect());
+    }
+    groups
+}
+
+impl ScanSource for ImageFolderScan {
+    const NAME: &'static str = "ImageFolderExec";
+
+    fn table_schema(&self) -> SchemaRef {
+        imagefolder_schema()
+    }
+
+    fn partition_count(&self) -> usize {
+        self.groups.len()
+    }
+
+    fn describe(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "files={}, partitions={}{}",
+            self.file_count(),
+            self.groups.len(),
+            if self.skip_unreadable {
+                ", skip_unreadable"
+            } else {
+                ""
+            }
+        )
+    }
+
+    fn open(&self, partition: usize, scan: PartitionScan<'_>) -> Result<SendableRecordBatchStream> {
+        let files = partition_group(&self.groups, partition);
+        let PartitionScan {
+            store,
+            projection,
+            schema,
+            metrics,
+        } = scan;
+        let projection = projection.to_vec();
+        let read_bytes = projection.contains(&2);
+        let skip_unreadable = self.skip_unreadable;
+        let unreadable = MetricBuilder::new(metrics).counter("unreadable_files", partition);
+        let chunks: Vec<Vec<ImageFile>> = files
+            .chunks(self.batch_rows)
+            .map(<[ImageFile]>::to_vec)
+            .collect();
+        let stream_schema = Arc::clone(&schema);
+        let stream = futures::stream::iter(chunks).then(move |chunk| {
+            let store = Arc::clone(&store);
+            let schema = Arc::clone(&stream_schema);
+            let projection = projection.clone();
+            let unreadable = unreadable.clone();
+            async move {
+                let images = if read_bytes {
+                    Some(read_all(store, chunk.clone(), skip_unreadable, unreadable).await?)
+                } else {
+                    None
+                };
+                build_batch(&schema, &projection, &chunk, images)
+            }
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    }
+
+    fn statistics(&self, partition: Option<usize>, projection: &[usize], stats: &mut Statistics) {
+        let files: Vec<&ImageFile> = match partition {
+            Some(p) => self
+                .groups
+                .get(p)
+                .map(|g| g.iter().collect())
+                .unwrap_or_default(),
+            None => self.groups.iter().flatten().collect(),
+        };
+        exact_rows(stats, files.len());
+        // The image bytes dominate a row; their total is known from the listing.
+        if projection.contains(&2) {
+            stats.total_byte_size = Precision::Inexact(files.iter().map(|f| f.size as usize).sum());
+        }
+    }
+}
+
+/// Read the files' bytes, a few at a time, in order. A file that cannot
+/// be read fails the scan naming it, or with `skip_unreadable` is `None`,
+/// logged and counted.
+async fn read_all(
+    store: Arc<dyn ObjectStore>,
+    files: Vec<ImageFile>,
+    skip_unreadable: bool,
+    unreadable: Count,
+) -> Result<Vec<Option<bytes::Bytes>>> {
+    futures::stream::iter(files.into_iter().map(move |file| {
+        let store = Arc::clone(&store);
+        let unreadable = unreadable.clone();
+        async move {
+            let location = Path::from(file.location.as_str());
+            let read = async { store.get(&location).await?.bytes().await }.await;
+            match read {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(e) if skip_unreadable => {
+                    log::warn!("IMAGEFOLDER: skipping unreadable file {}: {e}", file.path);
+                    unreadable.add(1);
+                    Ok(None)
+                }
+                Err(e) => Err(DataFusionError::Execution(format!(
+                    "cannot read image file {}: {e} (OPTIONS ('skip_unreadable' 'true') on the \
+                     table gives such files a NULL image instead)",
+                    file.path
+                ))),
+            }
+        }
+    }))
+    .buffered(CONCURRENT_READS)
+    .try_collect()
+    .await
+}
+
+fn build_batch(
+    schema: &SchemaRef,
+    projection: &[usize],
+    files: &[ImageFile],
+    images: Option<Vec<Option<bytes::Bytes>>>,
+) -> Result<RecordBatch> {
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(projection.len());
+    for &column in projection {
+        columns.push(match column {
+            0 => {
+                let mut b = StringBuilder::new();
+                files.iter().for_each(|f| b.append_value(&f.path));
+                Arc::new(b.finish())
+            }
+            1 => {
+                let mut b = StringBuilder::new();
+                files
+                    .iter()
+                    .for_each(|f| b.append_option(f.label.as_deref()));
+                Arc::new(b.finish())
+            }
+            2 => {
+                let Some(images) = &images else {
+                    return internal_err!("image bytes were not read");
+                };
+                let total: usize = images.iter().flatten().map(bytes::Bytes::len).sum();
+                let mut b = BinaryBuilder::with_capacity(images.len(), total);
+                images
+                    .iter()
+                    .for_each(|bytes| b.append_option(bytes.as_ref()));
+                Arc::new(b.finish())
+            }
+            other => return internal_err!("IMAGEFOLDER has no column {other}"),
+        });
+    }
+    // A projection of no columns (count(*)) still has rows.
+    let options = RecordBatchOptions::new().with_row_count(Some(files.len()));
+    Ok(RecordBatch::try_new_with_options(
+        Arc::clone(schema),
+        columns,
+        &options,
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(i: usize) -> ImageFile {
+        ImageFile {
+            location: format!("f{i}.png"),
+            path: format!("/f{i}.png"),
+            label: None,
+            size: 1,
+        }
+    }
+
+    #[test]
+    fn groups_are_contiguous_and_balanced() {
+        let groups = split_into_groups((0..10).map(file).collect(), 4);
+        let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![3, 3, 3, 1]);
+        assert_eq!(groups[1][0].location, "f3.png");
+        assert!(split_into_groups(Vec::new(), 4).is_empty());
+        assert_eq!(split_into_groups((0..2).map(file).collect(), 8).len(), 2);
+    }
+}

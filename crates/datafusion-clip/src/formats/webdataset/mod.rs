@@ -1,0 +1,417 @@
+//! `CREATE EXTERNAL TABLE t STORED AS WEBDATASET LOCATION '<shards>'`:
+//! WebDataset tar shards as a table, one row per sample.
+//!
+//! The location is a directory (every `.tar` under it; over http(s), which
+//! cannot list, the `0.tar .. n-1.tar` its `nshards.txt` announces, as in
+//! CLIP_benchmark's layout), a glob (`shards/*.tar`), a brace list
+//! (`test/{0..12}.tar`, `{a,b}.tar`) or one `.tar`, local or a URL. Members
+//! sharing a key (the path up to the first dot of the file name) form a
+//! sample: `key`, `label` (the integer in `.cls`, NULL when absent), `image`
+//! (the first `.jpg`/`.jpeg`/`.png`/`.webp`/... member) and one column per
+//! other extension seen in the first samples of the first shard (`txt`,
+//! `json`: text; others: bytes).
+
+pub mod scan;
+pub mod tar_stream;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
+use datafusion::common::{Result, plan_err};
+use datafusion::datasource::TableType;
+use datafusion::datasource::listing::ListingTableUrl;
+use datafusion::error::DataFusionError;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::{CreateExternalTable, Expr};
+use datafusion::physical_plan::ExecutionPlan;
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+use object_store::path::Path;
+
+use clip_model::image::IMAGE_EXTENSIONS;
+
+use self::scan::{Shard, WebDatasetExec, WebDatasetScan};
+use self::tar_stream::TarStream;
+use super::image_scan::{one_location, projection_or_all, scan_batch_rows, skip_unreadable_option};
+use super::object_stores::ensure_object_store;
+/// Extensions read as text columns.
+const TEXT_EXTENSIONS: [&str; 3] = ["txt", "json", "text"];
+/// Samples of the first shard read to find the extra columns.
+const SAMPLES_FOR_SCHEMA: usize = 32;
+
+/// Split a member path into (sample key, extension): the extension is
+/// everything after the first dot of the file name, lower-cased.
+pub fn split_member_name(name: &str) -> Option<(&str, String)> {
+    let file_start = name.rfind('/').map_or(0, |i| i + 1);
+    let dot = name[file_start..].find('.')? + file_start;
+    Some((&name[..dot], name[dot + 1..].to_ascii_lowercase()))
+}
+
+/// The column an extension becomes, if not `key`/`label`/`image`.
+pub fn extra_column_name(extension: &str) -> String {
+    extension.replace(['.', '-'], "_")
+}
+
+/// The columns: key, label, image, then the extra extensions (sorted).
+pub fn webdataset_schema(extras: &BTreeSet<String>) -> SchemaRef {
+    let mut fields = vec![
+        Field::new("key", DataType::Utf8, false),
+        Field::new("label", DataType::Int32, true),
+        Field::new("image", DataType::Binary, true),
+    ];
+    for ext in extras {
+        let t = if TEXT_EXTENSIONS.contains(&ext.as_str()) {
+            DataType::Utf8
+        } else {
+            DataType::Binary
+        };
+        fields.push(Field::new(extra_column_name(ext), t, true));
+    }
+    Arc::new(Schema::new(fields))
+}
+
+/// Whether an extension is one of the fixed columns' sources.
+pub fn is_fixed_extension(ext: &str) -> bool {
+    ext == "cls" || IMAGE_EXTENSIONS.contains(&ext)
+}
+
+/// Creates [`WebDatasetTable`]s for `CREATE EXTERNAL TABLE ... STORED AS WEBDATASET`.
+#[derive(Debug, Default)]
+pub struct WebDatasetFactory;
+
+#[async_trait]
+impl TableProviderFactory for WebDatasetFactory {
+    async fn create(
+        &self,
+        state: &dyn Session,
+        cmd: &CreateExternalTable,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let skip_unreadable = skip_unreadable_option(
+            "WEBDATASET",
+            cmd,
+            "a shard that cannot be read is skipped and counted",
+        )?;
+        if !cmd.schema.fields().is_empty() {
+            return plan_err!(
+                "WEBDATASET tables take their columns from the shards' members; leave the column list out"
+            );
+        }
+        let location = one_location(
+            "WEBDATASET",
+            cmd,
+            "write several shards as a brace list, e.g. 'shards/{0..12}.tar'",
+        )?;
+        let table = WebDatasetTable::try_new(state, location, skip_unreadable).await?;
+        Ok(Arc::new(table))
+    }
+}
+
+/// What a [`WebDatasetTable`] is made of.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WebDatasetTableParts {
+    pub location: String,
+    pub store_url: String,
+    pub shards: Vec<Shard>,
+    pub extras: BTreeSet<String>,
+    pub skip_unreadable: bool,
+}
+
+/// A set of WebDataset shards.
+#[derive(Debug, Clone)]
+pub struct WebDatasetTable {
+    location: String,
+    store_url: ObjectStoreUrl,
+    /// Object-store paths of the shards, in order.
+    shards: Vec<Shard>,
+    extras: BTreeSet<String>,
+    schema: SchemaRef,
+    skip_unreadable: bool,
+}
+
+impl WebDatasetTable {
+    /// Find the shards of `location` and read the first samples for the schema.
+    pub async fn try_new(
+        state: &dyn Session,
+        location: &str,
+        skip_unreadable: bool,
+    ) -> Result<Self> {
+        let (store_url, shards) = find_shards(state, location).await?;
+        let Some(first) = shards.first() else {
+            return plan_err!("no WebDataset shards (.tar files) at {location}");
+        };
+        let store = state.runtime_env().object_store(&store_url)?;
+        let extras = extra_extensions(&store, first).await?;
+        Ok(Self {
+            location: location.to_string(),
+            store_url,
+            schema: webdataset_schema(&extras),
+            shards,
+            extras,
+            skip_unreadable,
+        })
+    }
+
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// What the table is made of, to rebuild it in another process with
+    /// [`Self::from_parts`] (`crate::formats::codec`) without listing the shards or
+    /// reading samples again.
+    pub fn to_parts(&self) -> WebDatasetTableParts {
+        WebDatasetTableParts {
+            location: self.location.clone(),
+            store_url: self.store_url.as_str().to_string(),
+            shards: self.shards.clone(),
+            extras: self.extras.clone(),
+            skip_unreadable: self.skip_unreadable,
+        }
+    }
+
+    pub fn from_parts(parts: WebDatasetTableParts) -> Result<Self> {
+        Ok(Self {
+            location: parts.location,
+            store_url: ObjectStoreUrl::parse(&parts.store_url)?,
+            schema: webdataset_schema(&parts.extras),
+            shards: parts.shards,
+            extras: parts.extras,
+            skip_unreadable: parts.skip_unreadable,
+        })
+    }
+}
+
+/// Expand `{a,b}` and `{0..12}` (zero-padded as written: `{000..012}`).
+pub fn expand_braces(pattern: &str) -> Result<Vec<String>> {
+    let Some(open) = pattern.find('{') else {
+        return Ok(vec![pattern.to_string()]);
+    };
+    let Some(close) = pattern[open..].find('}').map(|i| i + open) else {
+        return plan_err!("unclosed '{{' in WEBDATASET location '{pattern}'");
+    };
+    let (head, body, tail) = (
+        &pattern[..open],
+        &pattern[open + 1..close],
+        &pattern[close + 1..],
+    );
+    let alternatives: Vec<String> = if let Some((from, to)) = body.split_once("..") {
+        let (Ok(a), Ok(b)) = (from.parse::<u64>(), to.parse::<u64>()) else {
+            return plan_err!("'{{{body}}}' in '{pattern}' is not a range like {{0..12}}");
+        };
+        if a > b || b - a > 1_000_000 {
+            return plan_err!("'{{{body}}}' in '{pattern}' is not an increasing range");
+        }
+        let width = if from.starts_with('0') && from.len() > 1 {
+            from.len()
+        } else {
+            0
+        };
+        (a..=b).map(|i| format!("{i:0width$}")).collect()
+    } else {
+        body.split(',').map(str::to_string).collect()
+    };
+    let mut out = Vec::new();
+    for alternative in alternatives {
+        out.extend(expand_braces(&format!("{head}{alternative}{tail}"))?);
+    }
+    Ok(out)
+}
+
+/// The object store and shards of a location.
+async fn find_shards(state: &dyn Session, location: &str) -> Result<(ObjectStoreUrl, Vec<Shard>)> {
+    let expanded = expand_braces(location)?;
+    let mut shards = Vec::new();
+    let mut store_url: Option<ObjectStoreUrl> = None;
+    for item in &expanded {
+        let url = ListingTableUrl::parse(item)?;
+        ensure_object_store(state.runtime_env(), &url)?;
+        let this_store = url.object_store();
+        if let Some(existing) = &store_url
+            && existing.as_str() != this_store.as_str()
+        {
+            return plan_err!(
+                "the shards of one WEBDATASET table must share one store: {location}"
+            );
+        }
+        store_url = Some(this_store);
+        let store = state.runtime_env().object_store(&url)?;
+        let is_file = !url.is_collection() && !item.contains(['*', '?', '[']);
+        if expanded.len() > 1 || (is_file && item.ends_with(".tar")) {
+            // A named shard: no listing (an https store cannot list).
+            shards.push(Shard {
+                location: url.prefix().to_string(),
+                name: item.clone(),
+            });
+            continue;
+        }
+        let scheme = <ListingTableUrl as AsRef<url::Url>>::as_ref(&url).scheme();
+        if url.is_collection() && matches!(scheme, "http" | "https") {
+            // An http(s) directory cannot be listed: CLIP_benchmark's layout
+            // says how many shards it has in nshards.txt (0.tar .. n-1.tar).
+            shards.extend(shards_from_count_file(&store, &url, item).await?);
+            continue;
+        }
+        let listed: Vec<object_store::ObjectMeta> = store
+            .list(Some(url.prefix()))
+            .try_collect()
+            .await
+            .map_err(|e| DataFusionError::Execution(format!("cannot list {item}: {e}")))?;
+        let mut found: Vec<Shard> = listed
+            .into_iter()
+            .filter(|meta| meta.location.as_ref().ends_with(".tar"))
+            .filter(|meta| url.contains(&meta.location, false))
+            .map(|meta| Shard {
+                name: meta.location.to_string(),
+                location: meta.location.to_string(),
+            })
+            .collect();
+        found.sort_by(|a, b| a.location.cmp(&b.location));
+        shards.extend(found);
+    }
+    let Some(store_url) = store_url else {
+        return plan_err!("empty WEBDATASET location");
+    };
+    Ok((store_url, shards))
+}
+
+/// The shards `0.tar .. n-1.tar` of a directory whose `nshards.txt` says `n`.
+async fn shards_from_count_file(
+    store: &Arc<dyn object_store::ObjectStore>,
+    url: &ListingTableUrl,
+    item: &str,
+) -> Result<Vec<Shard>> {
+    let dir = url.prefix().to_string();
+    let count_path = Path::from(format!("{dir}/nshards.txt").trim_start_matches('/'));
+    let text = match store.get(&count_path).await {
+        Ok(result) => result.bytes().await.map_err(|e| {
+            DataFusionError::Execution(format!("cannot read {item}nshards.txt: {e}"))
+        })?,
+        Err(e) => {
+            return plan_err!(
+                "{item} cannot be listed over http(s) and has no readable nshards.txt ({e}); \
+                 name the shards instead, e.g. '{item}{{0..9}}.tar'"
+            );
+        }
+    };
+    let text = String::from_utf8_lossy(&text);
+    let Ok(count) = text.trim().parse::<usize>() else {
+        return plan_err!(
+            "{item}nshards.txt should hold the number of shards, got '{}'",
+            text.trim().chars().take(40).collect::<String>()
+        );
+    };
+    Ok((0..count)
+        .map(|i| {
+            let location = format!("{dir}/{i}.tar");
+            Shard {
+                location: location.trim_start_matches('/').to_string(),
+                name: format!("{item}{i}.tar"),
+            }
+        })
+        .collect())
+}
+
+/// Extensions other than the fixed columns' in the first samples of a shard.
+async fn extra_extensions(
+    store: &Arc<dyn object_store::ObjectStore>,
+    shard: &Shard,
+) -> Result<BTreeSet<String>> {
+    let fail = |e: &dyn std::fmt::Display| {
+        DataFusionError::Execution(format!("cannot read WebDataset shard {}: {e}", shard.name))
+    };
+    let stream = store
+        .get(&Path::from(shard.location.as_str()))
+        .await
+        .map_err(|e| fail(&e))?
+        .into_stream();
+    let mut tar = TarStream::new(stream);
+    let mut extras = BTreeSet::new();
+    let mut keys = BTreeSet::new();
+    while let Some(member) = tar.next_member().await.map_err(|e| fail(&e))? {
+        let Some((key, ext)) = split_member_name(&member.name) else {
+            continue;
+        };
+        keys.insert(key.to_string());
+        if keys.len() > SAMPLES_FOR_SCHEMA {
+            break;
+        }
+        if !is_fixed_extension(&ext) {
+            extras.insert(ext);
+        }
+    }
+    Ok(extras)
+}
+
+#[async_trait]
+impl TableProvider for WebDatasetTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let source = WebDatasetScan {
+            limit,
+            skip_unreadable: self.skip_unreadable,
+            ..WebDatasetScan::new(
+                &self.shards,
+                self.extras.clone(),
+                state.config_options().execution.target_partitions,
+                scan_batch_rows(state),
+            )
+        };
+        let projection = projection_or_all(projection, &self.schema);
+        Ok(Arc::new(WebDatasetExec::try_new(
+            &self.store_url,
+            projection,
+            source,
+        )?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn braces_expand_ranges_lists_and_padding() {
+        assert_eq!(
+            expand_braces("s/{0..2}.tar").unwrap(),
+            ["s/0.tar", "s/1.tar", "s/2.tar"]
+        );
+        assert_eq!(
+            expand_braces("s/{008..010}.tar").unwrap(),
+            ["s/008.tar", "s/009.tar", "s/010.tar"]
+        );
+        assert_eq!(
+            expand_braces("{a,b}/{0..1}.tar").unwrap(),
+            ["a/0.tar", "a/1.tar", "b/0.tar", "b/1.tar"]
+        );
+        assert_eq!(expand_braces("plain.tar").unwrap(), ["plain.tar"]);
+        assert!(expand_braces("s/{3..1}.tar").is_err());
+        assert!(expand_braces("s/{0..x}.tar").is_err());
+        assert!(expand_braces("s/{0..1.tar").is_err());
+    }
+
+    #[test]
+    fn member_names_split_at_the_first_dot_of_the_file_name() {
+        assert_eq!(
+            split_member_name("a.b/s0001.seg.png"),
+            Some(("a.b/s0001", "seg.png".to_string()))
+        );
+        assert_eq!(split_member_name("s1.JPG"), Some(("s1", "jpg".to_string())));
+        assert_eq!(split_member_name("noext"), None);
+        assert_eq!(extra_column_name("seg.png"), "seg_png");
+    }
+}

@@ -1,0 +1,49 @@
+//! The SQL functions, one file per function, named as it is in SQL
+//! (`clip_zero_shot.rs` is `clip_zero_shot`). This module only declares and
+//! registers them; what several functions share (reading arguments from
+//! Arrow, the zero-shot rows) is in [`utils`].
+
+pub mod array_argmax;
+pub mod clip_embed_image;
+pub mod clip_embed_text;
+pub mod clip_image_error;
+pub mod clip_models;
+pub mod clip_zero_shot;
+pub mod clip_zero_shot_probs;
+pub mod cosine_similarity;
+pub mod utils;
+pub mod weighted_avg_list;
+
+use std::sync::Arc;
+
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
+use datafusion::prelude::SessionContext;
+
+use crate::config::ClipOptions;
+
+/// Every CLIP scalar function, configured with `options`.
+pub fn scalar_functions(options: &ClipOptions) -> Vec<ScalarUDF> {
+    vec![
+        ScalarUDF::new_from_impl(clip_embed_image::ClipEmbedImage::new(options.clone())),
+        ScalarUDF::new_from_impl(clip_embed_text::ClipEmbedText::new(options.clone())),
+        ScalarUDF::new_from_impl(clip_zero_shot::ClipZeroShot::new(options.clone())),
+        ScalarUDF::new_from_impl(clip_zero_shot_probs::ClipZeroShotProbs::new(
+            options.clone(),
+        )),
+        ScalarUDF::new_from_impl(cosine_similarity::CosineSimilarity::new()),
+        ScalarUDF::new_from_impl(clip_image_error::ClipImageError::new()),
+        ScalarUDF::new_from_impl(array_argmax::ArrayArgmax::new()),
+    ]
+}
+
+/// Register the scalar functions, the `weighted_avg_list` aggregate and
+/// `clip_models()` on `ctx`.
+pub fn register_functions(ctx: &SessionContext, options: &ClipOptions) {
+    for udf in scalar_functions(options) {
+        ctx.register_udf(udf);
+    }
+    ctx.register_udaf(AggregateUDF::new_from_impl(
+        weighted_avg_list::WeightedAvgList::new(),
+    ));
+    ctx.register_udtf("clip_models", Arc::new(clip_models::ClipModelsFunction));
+}

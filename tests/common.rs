@@ -1,0 +1,337 @@
+//! Test helpers: a tiny random-weight CLIP model written once per test
+//! binary and loaded through the real loader, images made in memory, image
+//! folders on disk, and a session with everything registered.
+#![allow(dead_code)]
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::{LazyLock, OnceLock};
+
+use clip_model::ClipConfig;
+use clip_model::checkpoint::write_random_model;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::prelude::SessionContext;
+use image::{DynamicImage, ImageBuffer, ImageFormat, Luma, Rgb, Rgba};
+
+/// The repository's root, where `sql/` and `tests/fixtures/` are (these
+/// tests are declared by `crates/clip-sql`), without `..` in it: the path
+/// goes into SQL locations.
+pub fn repo() -> &'static str {
+    static REPO: LazyLock<String> = LazyLock::new(|| {
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+            .canonicalize()
+            .unwrap()
+            .display()
+            .to_string()
+    });
+    &REPO
+}
+
+/// [`repo`] for format strings: `format!("{ROOT}/sql/data")`.
+pub const ROOT: RepoRoot = RepoRoot;
+
+pub struct RepoRoot;
+
+impl std::fmt::Display for RepoRoot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(repo())
+    }
+}
+
+/// Directory of the tiny model (32-pixel input, 24-d embedding), written on
+/// first use in each test process.
+///
+/// It lives at one place under cargo's target directory rather than in a
+/// fresh temporary directory per process, which nothing would remove. Every
+/// process writes it again (the same bytes: the seed is fixed) and moves
+/// each file into place with an atomic rename, so test binaries running side
+/// by side never read a half-written file, and a model from an older build
+/// never survives.
+pub fn tiny_model_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let dir = root.join("tiny-clip");
+        std::fs::create_dir_all(&dir).unwrap();
+        let staging = tempfile::Builder::new()
+            .prefix("tiny-clip-")
+            .tempdir_in(root)
+            .unwrap();
+        write_random_model(staging.path(), &ClipConfig::tiny(), 42).unwrap();
+        for file in std::fs::read_dir(staging.path()).unwrap() {
+            let file = file.unwrap();
+            std::fs::rename(file.path(), dir.join(file.file_name())).unwrap();
+        }
+        dir
+    })
+}
+
+/// The tiny model as a SQL string literal's content.
+pub fn tiny_model() -> String {
+    tiny_model_dir().display().to_string()
+}
+
+/// Embedding width of [`tiny_model_dir`].
+pub const TINY_DIM: usize = 24;
+
+/// Run the `clip-sql` binary with `args`, never reaching for the network.
+pub fn clip_sql(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_clip-sql"))
+        .current_dir(repo())
+        .args(args)
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .expect("clip-sql runs")
+}
+
+/// `clip-sql suite` over this repository's benchmark files and data, with
+/// results in `out`; `data` holds `--data` values, `extra` more arguments.
+pub fn run_suite(
+    out: &Path,
+    models: &str,
+    datasets: &str,
+    data: &[String],
+    extra: &[&str],
+) -> std::process::Output {
+    let out = out.display().to_string();
+    let root = repo();
+    let benchmarks = format!("{root}/sql/benchmarks");
+    let sqldata = format!("{root}/sql/data");
+    let mut args = vec![
+        "suite",
+        "--models",
+        models,
+        "--datasets",
+        datasets,
+        "--out",
+        &out,
+        "--benchmarks",
+        &benchmarks,
+        "--sqldata",
+        &sqldata,
+    ];
+    for d in data {
+        args.extend(["--data", d.as_str()]);
+    }
+    args.extend(extra);
+    clip_sql(&args)
+}
+
+/// A session with the CLIP functions, settings and tables registered.
+pub fn context() -> SessionContext {
+    let ctx = SessionContext::new_with_config(
+        datafusion_clip::session_config().with_information_schema(true),
+    );
+    datafusion_clip::register(&ctx).unwrap();
+    ctx
+}
+
+/// Run `sql` and collect the batches.
+pub async fn query(ctx: &SessionContext, sql: &str) -> datafusion::error::Result<Vec<RecordBatch>> {
+    ctx.sql(sql).await?.collect().await
+}
+
+/// Run `sql` and render it as datafusion's pretty table.
+pub async fn query_text(ctx: &SessionContext, sql: &str) -> String {
+    let batches = query(ctx, sql).await.unwrap();
+    pretty_format_batches(&batches).unwrap().to_string()
+}
+
+/// The data rows of a pretty-printed table, cells trimmed.
+pub fn table_rows(text: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .filter(|l| l.starts_with('|'))
+        .skip(1)
+        .map(|l| {
+            l.trim_matches('|')
+                .split('|')
+                .map(|c| c.trim().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+/// A colourful RGB test image: gradients plus a seed-dependent pattern, so
+/// different seeds give different embeddings.
+pub fn rgb_image(width: u32, height: u32, seed: u32) -> DynamicImage {
+    DynamicImage::ImageRgb8(ImageBuffer::from_fn(width, height, |x, y| {
+        Rgb([
+            ((x * 255) / width.max(1)) as u8,
+            ((y * 255) / height.max(1)) as u8,
+            (((x ^ y).wrapping_mul(seed.wrapping_mul(37) + 11)) % 256) as u8,
+        ])
+    }))
+}
+
+pub fn encode(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
+    let mut out = Cursor::new(Vec::new());
+    image.write_to(&mut out, format).unwrap();
+    out.into_inner()
+}
+
+pub fn png_bytes(width: u32, height: u32, seed: u32) -> Vec<u8> {
+    encode(&rgb_image(width, height, seed), ImageFormat::Png)
+}
+
+pub fn jpeg_bytes(width: u32, height: u32, seed: u32) -> Vec<u8> {
+    encode(&rgb_image(width, height, seed), ImageFormat::Jpeg)
+}
+
+pub fn gray_png_bytes(width: u32, height: u32) -> Vec<u8> {
+    let img = DynamicImage::ImageLuma8(ImageBuffer::from_fn(width, height, |x, y| {
+        Luma([((x * 7 + y * 3) % 256) as u8])
+    }));
+    encode(&img, ImageFormat::Png)
+}
+
+pub fn rgba_png_bytes(width: u32, height: u32) -> Vec<u8> {
+    let img = DynamicImage::ImageRgba8(ImageBuffer::from_fn(width, height, |x, y| {
+        Rgba([
+            (x * 9 % 256) as u8,
+            (y * 5 % 256) as u8,
+            90,
+            ((x + y) * 13 % 256) as u8,
+        ])
+    }));
+    encode(&img, ImageFormat::Png)
+}
+
+/// Write `files` (relative path, bytes) under a new temporary directory.
+pub fn folder(files: &[(&str, Vec<u8>)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (rel, bytes) in files {
+        let path = dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+    dir
+}
+
+/// A small labelled image folder: cat/ and dog/ with PNG, JPEG, grayscale
+/// and RGBA images, plus a non-image file.
+pub fn pets_folder() -> tempfile::TempDir {
+    folder(&[
+        ("cat/cat1.png", png_bytes(40, 30, 1)),
+        ("cat/cat2.jpg", jpeg_bytes(50, 64, 2)),
+        ("cat/cat3.png", gray_png_bytes(33, 33)),
+        ("dog/dog1.png", rgba_png_bytes(64, 48)),
+        ("dog/dog2.jpeg", jpeg_bytes(32, 32, 5)),
+        ("dog/notes.txt", b"not an image".to_vec()),
+    ])
+}
+
+/// Largest absolute difference between two tensors of the same shape.
+pub fn max_abs_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
+/// One WebDataset sample: key and members (extension, bytes).
+pub type Sample = (String, Vec<(&'static str, Vec<u8>)>);
+
+/// A WebDataset tar shard of `samples`, written with the `tar` crate.
+pub fn webdataset_shard(samples: &[Sample]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (key, members) in samples {
+        for (ext, data) in members {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder
+                .append_data(&mut header, format!("{key}.{ext}"), data.as_slice())
+                .unwrap();
+        }
+    }
+    builder.into_inner().unwrap()
+}
+
+/// The sum of metric `name` over every node of an executed plan.
+pub fn metric_sum(plan: &dyn datafusion::physical_plan::ExecutionPlan, name: &str) -> usize {
+    struct Sum<'a>(&'a str, usize);
+    impl datafusion::physical_plan::ExecutionPlanVisitor for Sum<'_> {
+        type Error = datafusion::error::DataFusionError;
+        fn pre_visit(
+            &mut self,
+            plan: &dyn datafusion::physical_plan::ExecutionPlan,
+        ) -> Result<bool, Self::Error> {
+            if let Some(metrics) = plan.metrics() {
+                self.1 += metrics.sum_by_name(self.0).map_or(0, |v| v.as_usize());
+            }
+            Ok(true)
+        }
+    }
+    let mut sum = Sum(name, 0);
+    datafusion::physical_plan::accept(plan, &mut sum).unwrap();
+    sum.1
+}
+
+/// The datasets of `sql/benchmarks/datasets.csv`, in its order.
+pub fn benchmark_datasets() -> Vec<String> {
+    std::fs::read_to_string(format!("{ROOT}/sql/benchmarks/datasets.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|line| line.split(',').next().unwrap().to_string())
+        .collect()
+}
+
+/// How many classes `sql/data/classnames/<slug>.csv` lists.
+pub fn class_count(slug: &str) -> usize {
+    std::fs::read_to_string(format!("{ROOT}/sql/data/classnames/{slug}.csv"))
+        .unwrap()
+        .lines()
+        .count()
+        - 1
+}
+
+/// Stand-in shards for a benchmark: two shards of three 32x32 samples
+/// (keys 000000..000005), labels 0, `classes - 1` and 1 in each.
+pub fn standin_shards(dir: &Path, classes: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    for s in 0..2u32 {
+        let samples: Vec<Sample> = (0..3u32)
+            .map(|i| {
+                let n = s * 3 + i;
+                let label = [0, classes - 1, 1 % classes][i as usize];
+                (
+                    format!("{n:06}"),
+                    vec![
+                        ("cls", label.to_string().into_bytes()),
+                        ("webp", encode(&rgb_image(32, 32, n), ImageFormat::WebP)),
+                    ],
+                )
+            })
+            .collect();
+        std::fs::write(dir.join(format!("{s}.tar")), webdataset_shard(&samples)).unwrap();
+    }
+}
+
+/// The pixels of record `seed` as CIFAR stores them: R, G and B planes.
+pub fn planes(seed: u32) -> Vec<u8> {
+    let img = rgb_image(32, 32, seed).to_rgb8();
+    let mut out = vec![0u8; 3 * 1024];
+    for (i, px) in img.pixels().enumerate() {
+        for c in 0..3 {
+            out[c * 1024 + i] = px.0[c];
+        }
+    }
+    out
+}
+
+/// A CIFAR-10 batch file: (label, seed) per record.
+pub fn cifar10_batch(records: &[(u8, u32)]) -> Vec<u8> {
+    records
+        .iter()
+        .flat_map(|&(label, seed)| std::iter::once(label).chain(planes(seed)))
+        .collect()
+}

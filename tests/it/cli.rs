@@ -1,0 +1,202 @@
+//! The `clip-sql` binary: `-c`, `-f`, settings, exit codes.
+
+use std::process::Output;
+
+use crate::common::*;
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn command_prints_a_text_embedding() {
+    let sql = format!(
+        "SELECT clip_embed_text('{}', 'a photo of a cat') AS e",
+        tiny_model()
+    );
+    let out = clip_sql(&["-q", "--format", "json", "-c", &sql]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(stdout(&out).trim()).expect("JSON output");
+    let e: Vec<f64> = rows[0]["e"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(e.len(), TINY_DIM);
+    let norm: f64 = e.iter().map(|x| x * x).sum::<f64>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-4, "norm {norm}");
+    assert!(
+        !stderr(&out).contains("[clip]"),
+        "no progress line when stderr is not a terminal"
+    );
+}
+
+#[test]
+fn file_runs_zero_shot_over_an_image_folder_and_groups_by_label() {
+    let images = pets_folder();
+    let model = tiny_model();
+    let script = format!(
+        "-- ad hoc zero-shot over a folder
+CREATE EXTERNAL TABLE pets STORED AS IMAGEFOLDER LOCATION '{dir}';
+SET clip.batch_size = 2;
+SELECT path, clip_zero_shot('{model}', image, ['cat', 'dog'])['label'] AS predicted FROM pets ORDER BY path;
+SELECT label, avg(CASE WHEN clip_zero_shot('{model}', image, ['cat', 'dog'])['label'] = label THEN 1.0 ELSE 0.0 END) AS acc1,
+       count(*) AS n
+FROM pets GROUP BY label ORDER BY label;
+",
+        dir = images.path().display()
+    );
+    let sql_dir = tempfile::tempdir().unwrap();
+    let file = sql_dir.path().join("pets.sql");
+    std::fs::write(&file, script).unwrap();
+    let out = clip_sql(&["-q", "--format", "csv", "-f", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    // One prediction per image, then one accuracy row per label.
+    let predictions: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.contains(".png,") || l.contains(".jpg,") || l.contains(".jpeg,"))
+        .collect();
+    assert_eq!(predictions.len(), 5, "{text}");
+    assert!(
+        predictions
+            .iter()
+            .all(|l| l.ends_with(",cat") || l.ends_with(",dog")),
+        "{text}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("cat,") && l.ends_with(",3")),
+        "{text}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("dog,") && l.ends_with(",2")),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_failing_statement_in_a_file_fails_the_run() {
+    let sql_dir = tempfile::tempdir().unwrap();
+    let file = sql_dir.path().join("broken.sql");
+    std::fs::write(
+        &file,
+        "SELECT 1;\nSELECT clip_embed_text('no-such-model', 'x');\nSELECT 2;\n",
+    )
+    .unwrap();
+    let out = clip_sql(&["-q", "-f", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("unknown model 'no-such-model'"), "{err}");
+    assert!(err.contains("broken.sql"), "{err}");
+}
+
+#[test]
+fn settings_work_from_the_command_line() {
+    let out = clip_sql(&[
+        "-q",
+        "--format",
+        "csv",
+        "-c",
+        "SET clip.batch_size = 3",
+        "-c",
+        "SELECT value FROM information_schema.df_settings WHERE name = 'clip.batch_size'",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).lines().any(|l| l == "3"), "{}", stdout(&out));
+    let out = clip_sql(&["-q", "-c", "SET clip.dtype = 'f8'"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("clip.dtype must be"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn missing_sql_file_is_reported() {
+    let out = clip_sql(&["-f", "/no/such/file.sql"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no such SQL file"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn bench_writes_the_efficiency_table_and_the_end_to_end_split() {
+    let images = folder(&[
+        ("a/1.jpg", jpeg_bytes(500, 375, 1)),
+        ("a/2.jpg", jpeg_bytes(500, 375, 2)),
+        ("b/3.png", png_bytes(64, 48, 3)),
+    ]);
+    let out_dir = tempfile::tempdir().unwrap();
+    let model = tiny_model();
+    let out = clip_sql(&[
+        "bench",
+        "--models",
+        &model,
+        "--batch-sizes",
+        "1,2",
+        "--text-batch",
+        "4",
+        "--seconds",
+        "0.05",
+        "--images",
+        images.path().to_str().unwrap(),
+        "--output",
+        out_dir.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("latency ms") && text.contains("end to end"),
+        "{text}"
+    );
+
+    let table = std::fs::read_to_string(out_dir.path().join("efficiency.csv")).unwrap();
+    let rows: Vec<&str> = table.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "one row per batch size: {table}");
+    for row in rows {
+        let fields: Vec<&str> = row.split(',').collect();
+        assert_eq!(fields[1], "cpu");
+        assert!(fields[7].parse::<f64>().unwrap() > 0.0, "images/s in {row}");
+        assert!(
+            fields[9].parse::<f64>().unwrap() > 0.0,
+            "prompts/s in {row}"
+        );
+    }
+    let e2e = std::fs::read_to_string(out_dir.path().join("end_to_end.csv")).unwrap();
+    let values: Vec<&str> = e2e.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!(values[1], "3", "every image embedded: {e2e}");
+    // The model ran 3 rows, in at least one pass.
+    assert!(values[8].parse::<u64>().unwrap() >= 1);
+    assert_eq!(values[9], "3");
+}
+
+#[test]
+fn bench_explains_what_it_cannot_measure() {
+    let out = clip_sql(&[
+        "bench",
+        "--models",
+        "ViT-H/14",
+        "--random-weights",
+        "/tmp/x",
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("ViT-B/32"), "{}", stderr(&out));
+    let out = clip_sql(&["bench", "--models", &tiny_model(), "--batch-sizes", "0"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("positive"), "{}", stderr(&out));
+}

@@ -1,0 +1,530 @@
+//! `STORED AS WEBDATASET`: tar shards written here with the `tar` crate in
+//! CLIP_benchmark's layout (`<key>.cls`, `<key>.webp|jpg|png`, extras),
+//! read back through SQL.
+
+use crate::common::*;
+use datafusion::prelude::SessionContext;
+
+/// Shard `s` of three: 4 samples each, labels `i % 3`, a caption, and one
+/// sample per shard stored as PNG instead of JPEG.
+fn sample(s: usize, i: usize) -> Sample {
+    let n = s * 4 + i;
+    let image: (&'static str, Vec<u8>) = if i == 3 {
+        ("png", png_bytes(40, 30, n as u32))
+    } else {
+        ("jpg", jpeg_bytes(40, 30, n as u32))
+    };
+    (
+        format!("s{n:04}"),
+        vec![
+            ("cls", format!("{}\n", n % 3).into_bytes()),
+            image,
+            ("txt", format!("caption {n}").into_bytes()),
+        ],
+    )
+}
+
+fn three_shards() -> tempfile::TempDir {
+    let files: Vec<(String, Vec<u8>)> = (0..3)
+        .map(|s| {
+            let samples: Vec<Sample> = (0..4).map(|i| sample(s, i)).collect();
+            (format!("test/{s}.tar"), webdataset_shard(&samples))
+        })
+        .collect();
+    let mut all: Vec<(&str, Vec<u8>)> =
+        files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+    all.push(("classnames.txt", b"zero\none\ntwo\n".to_vec()));
+    folder(&all)
+}
+
+async fn rows(ctx: &SessionContext, sql: &str) -> Vec<Vec<String>> {
+    table_rows(&query_text(ctx, sql).await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_by_directory_brace_list_glob_and_file_give_the_same_samples() {
+    let dir = three_shards();
+    let root = dir.path().display();
+    let ctx = context();
+    query(&ctx, "SET clip.batch_size = 1").await.unwrap();
+    query(&ctx, "SET datafusion.execution.target_partitions = 2")
+        .await
+        .unwrap();
+    for (name, location) in [
+        ("by_dir", format!("{root}/test/")),
+        ("by_braces", format!("{root}/test/{{0..2}}.tar")),
+        ("by_glob", format!("{root}/test/*.tar")),
+    ] {
+        query(
+            &ctx,
+            &format!("CREATE EXTERNAL TABLE {name} STORED AS WEBDATASET LOCATION '{location}'"),
+        )
+        .await
+        .unwrap();
+        let got = rows(
+            &ctx,
+            &format!(
+                "SELECT key, label, txt, clip_image_error(image) IS NULL AS has_image FROM {name} ORDER BY key"
+            ),
+        )
+        .await;
+        assert_eq!(got.len(), 12, "{name}");
+        for (n, row) in got.iter().enumerate() {
+            assert_eq!(
+                row,
+                &[
+                    format!("s{n:04}"),
+                    (n % 3).to_string(),
+                    format!("caption {n}"),
+                    "true".to_string()
+                ],
+                "{name}"
+            );
+        }
+    }
+    query(
+        &ctx,
+        &format!("CREATE EXTERNAL TABLE one STORED AS WEBDATASET LOCATION '{root}/test/1.tar'"),
+    )
+    .await
+    .unwrap();
+    let got = rows(&ctx, "SELECT min(key), max(key), count(*) FROM one").await;
+    assert_eq!(got[0], ["s0004", "s0007", "4"]);
+
+    // The images are the bytes written, and the CLIP functions read them.
+    let got = rows(
+        &ctx,
+        &format!(
+            "SELECT count(clip_zero_shot('{}', image, ['zero', 'one', 'two'])) AS n FROM by_dir",
+            tiny_model()
+        ),
+    )
+    .await;
+    assert_eq!(got[0], ["12"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_members_are_null_and_bad_labels_name_the_sample() {
+    let samples: Vec<Sample> = vec![
+        ("a".into(), vec![("jpg", jpeg_bytes(20, 20, 1))]),
+        ("b".into(), vec![("cls", b"2".to_vec())]),
+        (
+            "c".into(),
+            vec![
+                ("cls", b"1".to_vec()),
+                ("webp", b"not really webp".to_vec()),
+            ],
+        ),
+    ];
+    let dir = folder(&[("x/0.tar", webdataset_shard(&samples))]);
+    let ctx = context();
+    query(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE w STORED AS WEBDATASET LOCATION '{}/x/'",
+            dir.path().display()
+        ),
+    )
+    .await
+    .unwrap();
+    let got = rows(
+        &ctx,
+        "SELECT key, label, image IS NULL AS no_image, clip_image_error(image) IS NOT NULL AS bad \
+         FROM w ORDER BY key",
+    )
+    .await;
+    assert_eq!(got[0], ["a", "", "false", "false"]);
+    assert_eq!(got[1], ["b", "2", "true", "true"]);
+    assert_eq!(got[2], ["c", "1", "false", "true"]);
+
+    // With clip.on_error = 'error' the failing sample is named by its key.
+    query(&ctx, "SET clip.on_error = 'error'").await.unwrap();
+    let err = query(
+        &ctx,
+        &format!(
+            "SELECT clip_embed_image('{}', image) FROM w WHERE key = 'c'",
+            tiny_model()
+        ),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("image 'c'"), "{err}");
+
+    let bad = webdataset_shard(&[("z".into(), vec![("cls", b"seven".to_vec())])]);
+    let dir2 = folder(&[("y/0.tar", bad)]);
+    query(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE bad STORED AS WEBDATASET LOCATION '{}/y/0.tar'",
+            dir2.path().display()
+        ),
+    )
+    .await
+    .unwrap();
+    let err = query(&ctx, "SELECT label FROM bad")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("sample 'z'") && err.contains("'seven'"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_shards_fail_naming_the_shard_or_are_skipped_and_counted() {
+    let good: Vec<Sample> = (0..4).map(|i| sample(0, i)).collect();
+    let mut truncated = webdataset_shard(&(0..4).map(|i| sample(1, i)).collect::<Vec<_>>());
+    truncated.truncate(truncated.len() / 2);
+    let dir = folder(&[("t/0.tar", webdataset_shard(&good)), ("t/1.tar", truncated)]);
+    let ctx = context();
+    let location = format!("{}/t/", dir.path().display());
+    query(
+        &ctx,
+        &format!("CREATE EXTERNAL TABLE strict STORED AS WEBDATASET LOCATION '{location}'"),
+    )
+    .await
+    .unwrap();
+    let err = query(&ctx, "SELECT count(*) FROM strict")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("1.tar") && err.contains("truncated"), "{err}");
+    assert!(err.contains("skip_unreadable"), "{err}");
+
+    query(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE lenient STORED AS WEBDATASET LOCATION '{location}' \
+             OPTIONS ('skip_unreadable' 'true')"
+        ),
+    )
+    .await
+    .unwrap();
+    let plan = ctx
+        .sql("SELECT count(*) AS n FROM lenient")
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    let batches = datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx())
+        .await
+        .unwrap();
+    let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+        .unwrap()
+        .to_string();
+    // The good shard's 4 samples and the complete samples before the cut.
+    let n: usize = table_rows(&text)[0][0].parse().unwrap();
+    assert!((4..8).contains(&n), "{text}");
+    assert_eq!(metric_sum(plan.as_ref(), "unreadable_shards"), 1);
+
+    // Not tar at all, and no shards.
+    let dir2 = folder(&[
+        ("n/0.tar", b"hello, not a tar file".repeat(50)),
+        ("e/readme", vec![1]),
+    ]);
+    let err = query(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE nt STORED AS WEBDATASET LOCATION '{}/n/'",
+            dir2.path().display()
+        ),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("0.tar") && err.contains("checksum"), "{err}");
+    let err = query(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE none STORED AS WEBDATASET LOCATION '{}/e/'",
+            dir2.path().display()
+        ),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("no WebDataset shards"), "{err}");
+}
+
+/// A plain HTTP server for files (GET and HEAD), as a stand-in for a
+/// dataset hub: `/wds/<name>` serves `files[name]`, anything else is 404.
+fn serve_files(files: std::collections::HashMap<String, Vec<u8>>) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            if reader.read_line(&mut request).is_err() {
+                continue;
+            }
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            let mut parts = request.split_whitespace();
+            let method = parts.next().unwrap_or("");
+            let path = parts.next().unwrap_or("");
+            let Some(body) = path.strip_prefix("/wds/").and_then(|n| files.get(n)) else {
+                let _ = stream.write_all(
+                    b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+                continue;
+            };
+            let header = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nlast-modified: Thu, 26 Nov 2026 10:00:00 GMT\r\n\
+                 etag: \"{}\"\r\nconnection: close\r\n\r\n",
+                body.len(),
+                body.len()
+            );
+            let _ = stream.write_all(header.as_bytes());
+            if method == "GET" {
+                let _ = stream.write_all(body);
+            }
+        }
+    });
+    address
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_over_http_by_count_file_or_brace_list_and_a_missing_shard_named() {
+    let mut files = std::collections::HashMap::new();
+    for s in 0..2 {
+        let samples: Vec<Sample> = (0..4).map(|i| sample(s, i)).collect();
+        files.insert(format!("test/{s}.tar"), webdataset_shard(&samples));
+    }
+    files.insert("test/nshards.txt".to_string(), b"2\n".to_vec());
+    let address = serve_files(files);
+    let ctx = context();
+    // CLIP_benchmark's layout: the directory's nshards.txt names the shards.
+    query(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE by_count STORED AS WEBDATASET LOCATION '{address}/wds/test/'"
+        ),
+    )
+    .await
+    .unwrap();
+    let got = rows(&ctx, "SELECT count(*), max(key) FROM by_count").await;
+    assert_eq!(got[0], ["8", "s0007"]);
+    let err = query(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE no_count STORED AS WEBDATASET LOCATION '{address}/wds/train/'"
+        ),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("nshards.txt") && err.contains("{0..9}.tar"),
+        "{err}"
+    );
+    query(
+        &ctx,
+        &format!("CREATE EXTERNAL TABLE remote STORED AS WEBDATASET LOCATION '{address}/wds/test/{{0..1}}.tar'"),
+    )
+    .await
+    .unwrap();
+    let got = rows(
+        &ctx,
+        "SELECT count(*), count(label), min(key), max(key), max(txt) FROM remote",
+    )
+    .await;
+    assert_eq!(got[0], ["8", "8", "s0000", "s0007", "caption 7"]);
+
+    // Shard 2 does not exist: the error names it; skipping counts it.
+    query(
+        &ctx,
+        &format!("CREATE EXTERNAL TABLE gap STORED AS WEBDATASET LOCATION '{address}/wds/test/{{0..2}}.tar'"),
+    )
+    .await
+    .unwrap();
+    let err = query(&ctx, "SELECT count(*) FROM gap")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("test/2.tar"), "{err}");
+    query(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE gap_ok STORED AS WEBDATASET LOCATION '{address}/wds/test/{{0..2}}.tar' \
+             OPTIONS ('skip_unreadable' 'true')"
+        ),
+    )
+    .await
+    .unwrap();
+    let got = rows(&ctx, "SELECT count(*) FROM gap_ok").await;
+    assert_eq!(got[0], ["8"]);
+}
+
+/// A local file system that counts the bytes its readers have pulled.
+#[derive(Debug)]
+struct CountingStore {
+    inner: object_store::local::LocalFileSystem,
+    pulled: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl std::fmt::Display for CountingStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CountingStore({})", self.inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl object_store::ObjectStore for CountingStore {
+    async fn put_opts(
+        &self,
+        location: &object_store::path::Path,
+        payload: object_store::PutPayload,
+        opts: object_store::PutOptions,
+    ) -> object_store::Result<object_store::PutResult> {
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &object_store::path::Path,
+        opts: object_store::PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &object_store::path::Path,
+        options: object_store::GetOptions,
+    ) -> object_store::Result<object_store::GetResult> {
+        use futures::StreamExt;
+        let result = self.inner.get_opts(location, options).await?;
+        let (meta, range, attributes) = (
+            result.meta.clone(),
+            result.range.clone(),
+            result.attributes.clone(),
+        );
+        let pulled = self.pulled.clone();
+        let stream = result.into_stream().map(move |chunk| {
+            if let Ok(bytes) = &chunk {
+                pulled.fetch_add(bytes.len(), std::sync::atomic::Ordering::SeqCst);
+            }
+            chunk
+        });
+        Ok(object_store::GetResult {
+            payload: object_store::GetResultPayload::Stream(stream.boxed()),
+            meta,
+            range,
+            attributes,
+        })
+    }
+
+    fn delete_stream(
+        &self,
+        locations: futures::stream::BoxStream<
+            'static,
+            object_store::Result<object_store::path::Path>,
+        >,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::path::Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> object_store::Result<object_store::ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &object_store::path::Path,
+        to: &object_store::path::Path,
+        options: object_store::CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_far_larger_than_a_batch_is_streamed_not_read_whole() {
+    use futures::StreamExt;
+    // 48 samples of 1 MiB each: a 48 MiB shard.
+    const MEMBER: usize = 1 << 20;
+    let samples: Vec<Sample> = (0..48u32)
+        .map(|i| {
+            (
+                format!("{i:04}"),
+                vec![
+                    ("cls", (i % 3).to_string().into_bytes()),
+                    ("bin", vec![i as u8; MEMBER]),
+                ],
+            )
+        })
+        .collect();
+    let shard = webdataset_shard(&samples);
+    let shard_size = shard.len();
+    let dir = folder(&[("big/0.tar", shard)]);
+
+    let ctx = context();
+    let pulled = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    ctx.runtime_env().register_object_store(
+        &url::Url::parse("file://").unwrap(),
+        std::sync::Arc::new(CountingStore {
+            inner: object_store::local::LocalFileSystem::new(),
+            pulled: pulled.clone(),
+        }),
+    );
+    query(&ctx, "SET datafusion.execution.batch_size = 4")
+        .await
+        .unwrap();
+    query(&ctx, "SET datafusion.execution.target_partitions = 1")
+        .await
+        .unwrap();
+    query(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE big STORED AS WEBDATASET LOCATION '{}/big/'",
+            dir.path().display()
+        ),
+    )
+    .await
+    .unwrap();
+    // Creating the table read the first samples for the schema.
+    pulled.store(0, std::sync::atomic::Ordering::SeqCst);
+    let mut stream = ctx
+        .sql("SELECT key, label, bin FROM big")
+        .await
+        .unwrap()
+        .execute_stream()
+        .await
+        .unwrap();
+    let first = stream.next().await.unwrap().unwrap();
+    assert_eq!(first.num_rows(), 4);
+    let read_for_first_batch = pulled.load(std::sync::atomic::Ordering::SeqCst);
+    // The first 4 samples are 4 MiB; the reader is at most a sample and a
+    // read chunk ahead, nowhere near the 48 MiB shard.
+    assert!(
+        read_for_first_batch < 8 * MEMBER,
+        "{read_for_first_batch} of {shard_size} bytes read before the first batch"
+    );
+    let mut rows = first.num_rows();
+    while let Some(batch) = stream.next().await {
+        let batch = batch.unwrap();
+        assert!(batch.num_rows() <= 4);
+        rows += batch.num_rows();
+    }
+    assert_eq!(rows, 48);
+    assert!(pulled.load(std::sync::atomic::Ordering::SeqCst) >= shard_size - 1024);
+}
