@@ -3,10 +3,10 @@
 //! format and the `clip.*` settings; the rest is ordinary DataFusion.
 //!
 //! ```sh
-//! cargo run --release --example embed_in_service -- <image folder> [model]
+//! cargo run --release -p embed-in-service -- <image folder> [model]
 //! # offline, with a random-weight model:
 //! cargo run --release --example make_random_model -- /tmp/tiny-clip tiny
-//! cargo run --release --example embed_in_service -- photos/ /tmp/tiny-clip
+//! cargo run --release -p embed-in-service -- photos/ /tmp/tiny-clip
 //! ```
 
 use datafusion::error::Result;

@@ -27,7 +27,7 @@ pub enum EngineError {
 
     #[error(
         "clip.device = 'cuda:{ordinal}' needs a build with the `cuda` feature \
-         (cargo build --release --features cuda); this build runs on the CPU only. \
+         (cargo build --release -p clip-sql --features cuda); this build runs on the CPU only. \
          Use SET clip.device = 'cpu' or 'auto'"
     )]
     CudaNotBuilt { ordinal: usize },
