@@ -6,7 +6,9 @@
 use std::any::Any;
 use std::fmt;
 
-use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
+use datafusion::common::config::{
+    ConfigEntry, ConfigExtension, DATAFUSION_FFI_CONFIG_NAMESPACE, ExtensionOptions,
+};
 use datafusion::config::ConfigOptions;
 use datafusion::error::{DataFusionError, Result};
 
@@ -159,13 +161,41 @@ impl Default for ClipOptions {
 
 impl ClipOptions {
     /// The settings of a session, or the defaults when [`crate::register`]
-    /// was not called on it.
+    /// was not called on it. A value that does not parse (possible only
+    /// through the FFI, see [`Self::resolve`]) is logged and the defaults
+    /// are used; the functions' own calls use [`Self::resolve`], which
+    /// fails instead.
     pub fn from_config(config: &ConfigOptions) -> ClipOptions {
-        config
+        Self::resolve(config, &ClipOptions::default()).unwrap_or_else(|e| {
+            log::warn!("{e}; using the default clip.* settings");
+            ClipOptions::default()
+        })
+    }
+
+    /// The settings a call runs with: the session's `clip.*` extension
+    /// when it has one (every session [`crate::register`] set up).
+    /// Otherwise the functions were reached through DataFusion's FFI (from
+    /// datafusion-python), where a session carries foreign settings as
+    /// plain `clip.<name>` entries of its `datafusion_ffi` namespace: those
+    /// entries over `fallback` (the settings the functions were made with),
+    /// each checked as `SET` would check it — the FFI namespace stores any
+    /// value, so a bad one is an error here rather than silently ignored.
+    pub fn resolve(config: &ConfigOptions, fallback: &ClipOptions) -> Result<ClipOptions> {
+        if let Some(options) = config.extensions.get::<ClipOptions>() {
+            return Ok(options.clone());
+        }
+        let mut options = fallback.clone();
+        let foreign = config
             .extensions
-            .get::<ClipOptions>()
-            .cloned()
-            .unwrap_or_default()
+            .iter()
+            .filter(|(namespace, _)| *namespace == DATAFUSION_FFI_CONFIG_NAMESPACE)
+            .flat_map(|(_, extension)| extension.entries());
+        for entry in foreign {
+            if let (Some(name), Some(value)) = (entry.key.strip_prefix("clip."), entry.value) {
+                options.set(name, &value)?;
+            }
+        }
+        Ok(options)
     }
 
     /// Offline when `clip.offline` is set or the environment says so, as the
@@ -353,5 +383,78 @@ mod tests {
                 .to_string()
                 .contains("unknown setting")
         );
+    }
+
+    /// What datafusion-python's session holds for settings of ours: plain
+    /// `clip.<name>` entries in the `datafusion_ffi` namespace.
+    #[derive(Debug, Clone, Default)]
+    struct ForeignOptions(Vec<(String, String)>);
+
+    impl ConfigExtension for ForeignOptions {
+        const PREFIX: &'static str = DATAFUSION_FFI_CONFIG_NAMESPACE;
+    }
+
+    impl ExtensionOptions for ForeignOptions {
+        fn as_any(&self) -> &dyn Any {
+            self
+        }
+        fn as_any_mut(&mut self) -> &mut dyn Any {
+            self
+        }
+        fn cloned(&self) -> Box<dyn ExtensionOptions> {
+            Box::new(self.clone())
+        }
+        fn set(&mut self, key: &str, value: &str) -> Result<()> {
+            self.0.push((key.to_string(), value.to_string()));
+            Ok(())
+        }
+        fn entries(&self) -> Vec<ConfigEntry> {
+            self.0
+                .iter()
+                .map(|(key, value)| ConfigEntry {
+                    key: key.clone(),
+                    value: Some(value.clone()),
+                    description: "",
+                })
+                .collect()
+        }
+    }
+
+    #[test]
+    fn settings_reached_through_the_ffi_namespace_are_read_and_checked() {
+        let fallback = ClipOptions {
+            on_error: OnErrorSetting::Error,
+            ..ClipOptions::default()
+        };
+        let mut config = ConfigOptions::new();
+        // No settings of ours at all: the functions' own.
+        assert_eq!(ClipOptions::resolve(&config, &fallback).unwrap(), fallback);
+
+        config.extensions.insert(ForeignOptions(vec![
+            ("clip.batch_size".into(), "7".into()),
+            ("someone_else.batch_size".into(), "9".into()),
+        ]));
+        let options = ClipOptions::resolve(&config, &fallback).unwrap();
+        assert_eq!(options.batch_size, Some(7));
+        assert_eq!(options.on_error, OnErrorSetting::Error);
+
+        // The FFI namespace stores anything; a bad value fails the call.
+        config.extensions.insert(ForeignOptions(vec![(
+            "clip.batch_size".into(),
+            "lots".into(),
+        )]));
+        let err = ClipOptions::resolve(&config, &fallback)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("clip.batch_size must be a positive integer"),
+            "{err}"
+        );
+        assert_eq!(ClipOptions::from_config(&config), ClipOptions::default());
+
+        // A session of our own wins.
+        config.extensions.insert(ClipOptions::default());
+        let options = ClipOptions::resolve(&config, &fallback).unwrap();
+        assert_eq!(options, ClipOptions::default());
     }
 }

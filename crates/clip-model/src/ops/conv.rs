@@ -31,7 +31,7 @@ use crate::profile;
 
 /// Bytes of patch matrix a CPU task builds and multiplies at a time:
 /// chosen by measuring RN50 with 256 KiB to 32 MiB tiles
-/// (`benches/results/cpu_2core_2026-11-27.md`). Smaller tiles repack the
+/// (`benches/results/cpu_2core_2026-11-28.md`). Smaller tiles repack the
 /// weights for few rows; larger ones leave the cache.
 const PATCH_TILE_BYTES: usize = 4 << 20;
 

@@ -83,7 +83,7 @@ impl ScalarUDFImpl for ClipEmbedText {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let options = ClipOptions::from_config(&args.config_options);
+        let options = ClipOptions::resolve(&args.config_options, &self.options)?;
         let dim = embedding_dim_of(self.name(), &args.return_field)?;
         let [model_arg, text_arg] = take_function_args(self.name(), args.args)?;
         let name = model_name_at_execution(self.name(), &model_arg)?;
@@ -105,9 +105,10 @@ impl ScalarUDFImpl for ClipEmbedText {
     }
 
     fn with_updated_config(&self, config: &ConfigOptions) -> Option<ScalarUDF> {
-        Some(ScalarUDF::new_from_impl(Self::new(
-            ClipOptions::from_config(config),
-        )))
+        // A value that does not parse keeps the settings as they were; the
+        // call itself reports it (`ClipOptions::resolve`).
+        let options = ClipOptions::resolve(config, &self.options).ok()?;
+        Some(ScalarUDF::new_from_impl(Self::new(options)))
     }
 
     fn documentation(&self) -> Option<&Documentation> {

@@ -55,18 +55,22 @@ model's input size is checked too (a 1x100000 sliver fits at no size).",
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct ClipImageError {
     signature: Signature,
+    /// Session settings at registration / last `SET`: what a call runs
+    /// with when its session carries none (through DataFusion's FFI).
+    options: ClipOptions,
 }
 
 impl Default for ClipImageError {
     fn default() -> Self {
-        Self::new()
+        Self::new(ClipOptions::default())
     }
 }
 
 impl ClipImageError {
-    pub fn new() -> Self {
+    pub fn new(options: ClipOptions) -> Self {
         Self {
             signature: Signature::user_defined(Volatility::Immutable),
+            options,
         }
     }
 }
@@ -112,7 +116,7 @@ impl ScalarUDFImpl for ClipImageError {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let options = ClipOptions::from_config(&args.config_options);
+        let options = ClipOptions::resolve(&args.config_options, &self.options)?;
         let mut values = args.args;
         let Some(image_arg) = values.pop() else {
             return exec_err!("clip_image_error: expected ([model,] image)");

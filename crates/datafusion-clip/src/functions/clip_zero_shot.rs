@@ -113,7 +113,7 @@ impl ScalarUDFImpl for ClipZeroShot {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let result = zero_shot_rows(self.name(), args)?;
+        let result = zero_shot_rows(self.name(), args, &self.options)?;
         let n = result.rows.len();
         let mut label = StringBuilder::with_capacity(n, n * 8);
         let mut index = Int32Builder::with_capacity(n);
@@ -155,9 +155,10 @@ impl ScalarUDFImpl for ClipZeroShot {
     }
 
     fn with_updated_config(&self, config: &ConfigOptions) -> Option<ScalarUDF> {
-        Some(ScalarUDF::new_from_impl(Self::new(
-            ClipOptions::from_config(config),
-        )))
+        // A value that does not parse keeps the settings as they were; the
+        // call itself reports it (`ClipOptions::resolve`).
+        let options = ClipOptions::resolve(config, &self.options).ok()?;
+        Some(ScalarUDF::new_from_impl(Self::new(options)))
     }
 
     fn documentation(&self) -> Option<&Documentation> {

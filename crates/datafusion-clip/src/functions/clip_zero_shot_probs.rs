@@ -89,7 +89,7 @@ impl ScalarUDFImpl for ClipZeroShotProbs {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let result = zero_shot_rows(self.name(), args)?;
+        let result = zero_shot_rows(self.name(), args, &self.options)?;
         let mut probs = ListBuilder::new(Float32Builder::new());
         for row in &result.rows {
             match row {
@@ -106,9 +106,10 @@ impl ScalarUDFImpl for ClipZeroShotProbs {
     }
 
     fn with_updated_config(&self, config: &ConfigOptions) -> Option<ScalarUDF> {
-        Some(ScalarUDF::new_from_impl(Self::new(
-            ClipOptions::from_config(config),
-        )))
+        // A value that does not parse keeps the settings as they were; the
+        // call itself reports it (`ClipOptions::resolve`).
+        let options = ClipOptions::resolve(config, &self.options).ok()?;
+        Some(ScalarUDF::new_from_impl(Self::new(options)))
     }
 
     fn documentation(&self) -> Option<&Documentation> {

@@ -31,7 +31,7 @@ pub fn scalar_functions(options: &ClipOptions) -> Vec<ScalarUDF> {
             options.clone(),
         )),
         ScalarUDF::new_from_impl(cosine_similarity::CosineSimilarity::new()),
-        ScalarUDF::new_from_impl(clip_image_error::ClipImageError::new()),
+        ScalarUDF::new_from_impl(clip_image_error::ClipImageError::new(options.clone())),
         ScalarUDF::new_from_impl(array_argmax::ArrayArgmax::new()),
     ]
 }

@@ -125,8 +125,14 @@ pub struct ZeroShotRows {
     pub all_scalar: bool,
 }
 
-pub fn zero_shot_rows(function: &str, args: ScalarFunctionArgs) -> Result<ZeroShotRows> {
-    let options = ClipOptions::from_config(&args.config_options);
+/// `function`'s rows for `args`; `options` are the function's own settings,
+/// which the session's replace (see [`ClipOptions::resolve`]).
+pub fn zero_shot_rows(
+    function: &str,
+    args: ScalarFunctionArgs,
+    options: &ClipOptions,
+) -> Result<ZeroShotRows> {
+    let options = ClipOptions::resolve(&args.config_options, options)?;
     let n = args.number_rows;
     let mut values = args.args.into_iter();
     let (Some(model_arg), Some(input_arg), Some(labels_arg)) =
