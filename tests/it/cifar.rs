@@ -162,6 +162,15 @@ async fn broken_batches_and_bad_options_are_clear_errors() {
     assert!(err.contains("test_batch.bin has 6046 bytes"), "{err}");
     assert!(err.contains("truncated"), "{err}");
 
+    // Empty: an error, not 0 rows.
+    let empty = folder(&[("c/test_batch.bin", Vec::new())]);
+    create(&ctx, "t0", &format!("{}/c/", empty.path().display())).await;
+    let err = query(&ctx, "SELECT count(*) FROM t0")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("test_batch.bin is empty (0 bytes)"), "{err}");
+
     // A label byte outside CIFAR-10's classes names the record.
     let mut bad_label = cifar10_batch(&[(1, 1), (2, 2)]);
     bad_label[3073] = 200;

@@ -269,6 +269,65 @@ fn safetensors_and_pickle_give_the_same_model() {
     assert_eq!(d, 0.0);
 }
 
+/// A copy of fixture model `name` whose config file `edit` changes.
+fn edited_copy(
+    name: &str,
+    config_file: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(fixtures().join("models").join(name)).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    let path = dir.path().join(config_file);
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    edit(&mut config);
+    std::fs::write(&path, config.to_string()).unwrap();
+    dir
+}
+
+fn load_error(dir: &Path) -> String {
+    let model = ModelRef::parse(dir.to_str().unwrap()).unwrap();
+    let files = fetch_files(&model, &HubOptions::from_env(true)).unwrap();
+    match load_model(&files, &Device::Cpu, DType::F32) {
+        Ok(_) => panic!("{} loaded", dir.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn a_config_with_fewer_layers_than_the_weights_is_refused() {
+    // transformers' layout, safetensors: the image tower one layer short.
+    let dir = edited_copy("hf_tiny", "config.json", |c| {
+        c["vision_config"]["num_hidden_layers"] = 1.into();
+    });
+    let err = load_error(dir.path());
+    assert!(
+        err.contains("holds 2 image transformer layers, but its config.json describes 1"),
+        "{err}"
+    );
+    // open_clip's layout, pickle: the text tower.
+    let dir = edited_copy("open_clip_tiny_bin", "open_clip_config.json", |c| {
+        c["model_cfg"]["text_cfg"]["layers"] = 1.into();
+    });
+    let err = load_error(dir.path());
+    assert!(
+        err.contains("text transformer layers, but its open_clip_config.json describes 1"),
+        "{err}"
+    );
+    // A ResNet stage with a block fewer.
+    let dir = edited_copy("open_clip_resnet_tiny", "open_clip_config.json", |c| {
+        c["model_cfg"]["vision_cfg"]["layers"] = serde_json::json!([1, 1, 1, 1]);
+    });
+    let err = load_error(dir.path());
+    assert!(
+        err.contains("holds 2 blocks in ResNet stage 2, but its"),
+        "{err}"
+    );
+}
+
 /// Full-size random ViT-B/32 and ViT-L/14 in both layouts, generated with
 /// `python tests/fixtures/make_reference.py full DIR`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

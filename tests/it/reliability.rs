@@ -582,6 +582,19 @@ async fn corrupt_weights_are_named_and_never_cached() {
     let err = embed_with(&ctx, dir.path()).await.unwrap_err();
     assert!(err.contains("mlp.fc1"), "{err}");
 
+    // A pickle as torch.save wrote it before PyTorch 1.6 (the magic number
+    // first), in place of the safetensors file: named, with what to do.
+    std::fs::remove_file(&weights).unwrap();
+    let legacy = dir.path().join("pytorch_model.bin");
+    std::fs::write(&legacy, b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.").unwrap();
+    let err = embed_with(&ctx, dir.path()).await.unwrap_err();
+    assert!(
+        err.contains("pytorch_model.bin is not a zip-format"),
+        "{err}"
+    );
+    assert!(err.contains("convert it to safetensors"), "{err}");
+    std::fs::remove_file(&legacy).unwrap();
+
     // Repaired: it loads now, so nothing broken was kept.
     std::fs::write(&weights, &good).unwrap();
     embed_with(&ctx, dir.path()).await.unwrap();

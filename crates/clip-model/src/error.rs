@@ -110,6 +110,14 @@ pub enum ModelError {
     #[error("{} holds no tensors (not a PyTorch state dict)", path.display())]
     NoTensors { path: PathBuf },
 
+    #[error(
+        "{} is not a zip-format PyTorch checkpoint: the legacy format of torch.save before \
+         PyTorch 1.6 (or not a checkpoint at all) is not supported; convert it to safetensors \
+         (safetensors.torch.save_file(torch.load(path), 'model.safetensors'))",
+        path.display()
+    )]
+    LegacyPickle { path: PathBuf },
+
     /// The tensors are not those of a CLIP model this version computes.
     #[error("{}: {source}", path.display())]
     Checkpoint {
@@ -124,6 +132,21 @@ pub enum ModelError {
         config_file: &'static str,
         #[source]
         source: Box<candle_core::Error>,
+    },
+
+    #[error(
+        "{} holds {in_weights} {blocks}, but its {config_file} describes {in_config}: the \
+         config is of a smaller model than the weights (computing with it would silently \
+         skip layers); use the config saved with these weights",
+        path.display()
+    )]
+    ExtraLayers {
+        path: PathBuf,
+        config_file: &'static str,
+        /// What the blocks are, e.g. "text transformer layers".
+        blocks: String,
+        in_weights: usize,
+        in_config: usize,
     },
 
     #[error("ResNet models cannot run in bf16 on the CPU; set clip.dtype to 'f32' or 'f16'")]

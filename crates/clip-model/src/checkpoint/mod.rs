@@ -95,9 +95,21 @@ pub fn load_model(
         path: path.clone(),
         source: Box::new(source),
     };
+    let refuse_extra_layers =
+        |names: &mut dyn Iterator<Item = &str>| match extra_layers(names, &config) {
+            Some((blocks, in_weights, in_config)) => Err(ModelError::ExtraLayers {
+                path: path.clone(),
+                config_file: files.set.config,
+                blocks,
+                in_weights,
+                in_config,
+            }),
+            None => Ok(()),
+        };
     let vb = match (files.set.layout, files.set.format) {
         (Layout::HuggingFace, WeightsFormat::Safetensors) => {
-            check_safetensors(path)?;
+            let names = check_safetensors(path)?;
+            refuse_extra_layers(&mut names.iter().map(String::as_str))?;
             // SAFETY: the file is mapped read-only for the life of the
             // builder; the contract every safetensors reader relies on.
             unsafe {
@@ -118,6 +130,7 @@ pub fn load_model(
                 }
                 Layout::HuggingFace => tensors,
             };
+            refuse_extra_layers(&mut tensors.keys().map(String::as_str))?;
             VarBuilder::from_tensors(tensors, dtype, device)
         }
     };
@@ -128,9 +141,55 @@ pub fn load_model(
     })
 }
 
+/// Layers the weights hold (tensor names in transformers' layout) beyond
+/// those the config builds, which candle would silently leave unread: what
+/// they are, how many the weights have, how many the config.
+fn extra_layers(
+    names: &mut dyn Iterator<Item = &str>,
+    config: &ClipConfig,
+) -> Option<(String, usize, usize)> {
+    let mut stacks: Vec<(String, String, usize)> = vec![(
+        "text_model.encoder.layers.".to_string(),
+        "text transformer layers".to_string(),
+        config.text_config.num_hidden_layers,
+    )];
+    match &config.resnet {
+        None => stacks.push((
+            "vision_model.encoder.layers.".to_string(),
+            "image transformer layers".to_string(),
+            config.vision_config.num_hidden_layers,
+        )),
+        Some(resnet) => stacks.extend(resnet.layers.iter().enumerate().map(|(i, &blocks)| {
+            (
+                format!("visual.layer{}.", i + 1),
+                format!("blocks in ResNet stage {}", i + 1),
+                blocks,
+            )
+        })),
+    }
+    let mut found = vec![0usize; stacks.len()];
+    for name in names {
+        for (stack, count) in stacks.iter().zip(found.iter_mut()) {
+            let index = name
+                .strip_prefix(stack.0.as_str())
+                .and_then(|rest| rest.split('.').next())
+                .and_then(|index| index.parse::<usize>().ok());
+            if let Some(index) = index {
+                *count = (*count).max(index + 1);
+            }
+        }
+    }
+    stacks
+        .into_iter()
+        .zip(found)
+        .find(|((_, _, in_config), in_weights)| in_weights > in_config)
+        .map(|((_, blocks, in_config), in_weights)| (blocks, in_weights, in_config))
+}
+
 /// Check a safetensors header before use: a truncated or foreign file gets
 /// a sentence naming it rather than a failure deep inside the loader.
-fn check_safetensors(path: &Path) -> Result<(), ModelError> {
+/// Returns the tensor names.
+fn check_safetensors(path: &Path) -> Result<Vec<String>, ModelError> {
     let io = |action| {
         move |source| ModelError::Io {
             action,
@@ -142,7 +201,7 @@ fn check_safetensors(path: &Path) -> Result<(), ModelError> {
     // SAFETY: read-only mapping, dropped before returning.
     let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(io("map"))?;
     match safetensors::SafeTensors::deserialize(&mmap) {
-        Ok(_) => Ok(()),
+        Ok(tensors) => Ok(tensors.names().into_iter().map(str::to_string).collect()),
         Err(source) => Err(match (&source, truncated_tensor(&mmap)) {
             (safetensors::SafeTensorError::MetadataIncompleteBuffer, Some((tensor, needed))) => {
                 ModelError::TruncatedWeights {
@@ -186,6 +245,17 @@ fn truncated_tensor(file: &[u8]) -> Option<(String, usize)> {
         .min_by_key(|(_, end)| *end)
 }
 
+/// Whether the file starts as a zip archive does (`PK\x03\x04`).
+fn starts_with_zip_header(path: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let mut header = [0u8; 4];
+    match std::fs::File::open(path)?.read_exact(&mut header) {
+        Ok(()) => Ok(header == *b"PK\x03\x04"),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Every tensor of a weights file, on the CPU in the stored dtype.
 fn read_tensors(path: &Path, format: WeightsFormat) -> Result<HashMap<String, Tensor>, ModelError> {
     let fail = |source| ModelError::UnreadableWeights {
@@ -204,6 +274,13 @@ fn read_tensors(path: &Path, format: WeightsFormat) -> Result<HashMap<String, Te
                 .collect()
         }
         WeightsFormat::PyTorch => {
+            // torch.save writes a zip archive since PyTorch 1.6; candle reads
+            // only that, and would say "invalid Zip archive" of the rest.
+            if !starts_with_zip_header(path).map_err(|e| fail(e.into()))? {
+                return Err(ModelError::LegacyPickle {
+                    path: path.to_path_buf(),
+                });
+            }
             // candle's reader interprets only the pickle opcodes that build
             // tensors: no Python, no code from the file runs.
             let mut tensors = candle_core::pickle::read_all(path).map_err(fail)?;

@@ -43,7 +43,7 @@ impl ModelRef {
             .strip_prefix("hf:")
             .or_else(|| trimmed.strip_prefix("hf-hub:"))
         {
-            if repo.split('/').count() != 2 || repo.split('/').any(str::is_empty) {
+            if !is_hub_repo_id(repo) {
                 return Err(ModelError::NotARepository {
                     argument: argument.to_string(),
                 });
@@ -81,6 +81,28 @@ impl ModelRef {
     }
 }
 
+/// Whether `repo` is an `org/name` the Hugging Face hub accepts (its
+/// `validate_repo_id`): two parts of letters, digits, `-`, `_` and `.`, none
+/// starting or ending with `-` or `.`, no `--` or `..`, at most 96
+/// characters. Anything else (`../etc`, `org/name/extra`) would become a
+/// path in the cache or a URL the hub refuses, so it is refused here.
+fn is_hub_repo_id(repo: &str) -> bool {
+    let part_ok = |part: &str| {
+        !part.is_empty()
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && !part.starts_with(['-', '.'])
+            && !part.ends_with(['-', '.'])
+    };
+    let parts: Vec<&str> = repo.split('/').collect();
+    repo.len() <= 96
+        && !repo.contains("--")
+        && !repo.contains("..")
+        && parts.len() == 2
+        && parts.iter().all(|part| part_ok(part))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,5 +128,36 @@ mod tests {
         ));
         let m = ModelRef::parse("hf:org/name").unwrap();
         assert_eq!(m.cache_key(), "hf:org/name");
+    }
+
+    #[test]
+    fn hf_repository_names_are_checked_as_the_hub_checks_them() {
+        for ok in [
+            "openai/clip-vit-base-patch32",
+            "timm/resnet50_clip.openai",
+            "a/b",
+        ] {
+            assert!(ModelRef::parse(&format!("hf:{ok}")).is_ok(), "{ok}");
+        }
+        let long = format!("org/{}", "n".repeat(93));
+        for bad in [
+            "../etc",
+            "org/..",
+            "org/../etc",
+            "./name",
+            "org/name/extra",
+            "org/na me",
+            "org/name-",
+            "org/-name",
+            "org/na--me",
+            "org/café",
+            long.as_str(),
+        ] {
+            let err = ModelRef::parse(&format!("hf:{bad}")).unwrap_err();
+            assert!(
+                matches!(err, ModelError::NotARepository { .. }),
+                "{bad}: {err}"
+            );
+        }
     }
 }

@@ -292,6 +292,15 @@ impl TableProvider for CifarTable {
         let record_size = self.variant.record_size() as u64;
         let mut files = Vec::new();
         for file in list_batches(state, &self.root).await? {
+            if file.size == 0 {
+                // Zero records is never a CIFAR batch: a failed download or
+                // copy, which would otherwise read as 0 rows.
+                return Err(DataFusionError::Execution(format!(
+                    "{} is empty (0 bytes), not a {} batch (a failed download?)",
+                    file.name,
+                    self.variant.name()
+                )));
+            }
             if file.size % record_size != 0 {
                 return Err(DataFusionError::Execution(format!(
                     "{} has {} bytes, not a whole number of {} records of {record_size} bytes \
