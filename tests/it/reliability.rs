@@ -676,3 +676,49 @@ async fn an_unreadable_file_fails_the_scan_naming_it_or_is_skipped_and_counted()
     .to_string();
     assert!(err.contains("'true' or 'false'"), "{err}");
 }
+
+/// A FIFO given as the location: refused at `CREATE EXTERNAL TABLE`, not
+/// opened (opening a FIFO for reading waits for a writer that never comes).
+#[test]
+fn a_fifo_as_location_is_refused_not_waited_on() {
+    let dir = tempfile::tempdir().unwrap();
+    for (format, name) in [("WEBDATASET", "shard.tar"), ("CIFAR", "test_batch.bin")] {
+        let fifo = dir.path().join(name);
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success(), "mkfifo {}", fifo.display());
+        let sql = format!(
+            "CREATE EXTERNAL TABLE t STORED AS {format} LOCATION '{}'",
+            fifo.display()
+        );
+        // The query runs on a thread of its own so that, were it to wait,
+        // this test fails (after releasing it) instead of hanging.
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            let result = runtime.block_on(async { query(&context(), &sql).await.map(|_| ()) });
+            let _ = sender.send(result.map_err(|e| e.to_string()));
+        });
+        match receiver.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(result) => {
+                let err = result.unwrap_err();
+                assert!(
+                    err.contains("is not a regular file or a directory"),
+                    "{format}: {err}"
+                );
+                assert!(err.contains(name), "{format}: {err}");
+            }
+            Err(_) => {
+                // A writer lets the waiting reader go.
+                let _ = std::fs::OpenOptions::new().write(true).open(&fifo);
+                panic!("{format}: CREATE EXTERNAL TABLE on a FIFO is still waiting after 60 s");
+            }
+        }
+    }
+}

@@ -16,6 +16,29 @@ use datafusion::execution::runtime_env::RuntimeEnv;
 use object_store::ObjectStore;
 use url::Url;
 
+/// Refuse a local location that is neither a regular file nor a directory
+/// (a FIFO, a socket, a device) before anything opens it: the local store
+/// opens a file even to read its size, and opening a FIFO waits for a
+/// writer, forever. Other stores and paths that do not exist (globs, files
+/// yet to be listed) pass.
+pub fn refuse_special_local_file(table_url: &ListingTableUrl) -> Result<()> {
+    let url: &Url = table_url.as_ref();
+    if url.scheme() != "file" {
+        return Ok(());
+    }
+    let Ok(path) = url.to_file_path() else {
+        return Ok(());
+    };
+    match std::fs::metadata(&path) {
+        Ok(meta) if !meta.is_file() && !meta.is_dir() => plan_err!(
+            "{} is not a regular file or a directory (a FIFO, socket or device?): image \
+             tables read files",
+            path.display()
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// Register a store for `table_url` unless one is already registered.
 pub fn ensure_object_store(runtime: &RuntimeEnv, table_url: &ListingTableUrl) -> Result<()> {
     if runtime.object_store(table_url).is_ok() {

@@ -29,7 +29,7 @@ use object_store::ObjectStoreExt;
 
 use self::scan::{CifarExec, CifarFile, CifarScan};
 use super::image_scan::{one_location, projection_or_all, scan_batch_rows};
-use super::object_stores::ensure_object_store;
+use super::object_stores::{ensure_object_store, refuse_special_local_file};
 
 /// Which of the two datasets a table holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -131,6 +131,7 @@ impl TableProviderFactory for CifarFactory {
         )?;
         let root = ListingTableUrl::parse(location)?;
         ensure_object_store(state.runtime_env(), &root)?;
+        refuse_special_local_file(&root)?;
         let files = list_batches(state, &root).await?;
         let variant = match variant {
             Some(v) => v,

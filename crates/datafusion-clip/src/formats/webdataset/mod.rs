@@ -36,7 +36,7 @@ use clip_model::image::IMAGE_EXTENSIONS;
 use self::scan::{Shard, WebDatasetExec, WebDatasetScan};
 use self::tar_stream::TarStream;
 use super::image_scan::{one_location, projection_or_all, scan_batch_rows, skip_unreadable_option};
-use super::object_stores::ensure_object_store;
+use super::object_stores::{ensure_object_store, refuse_special_local_file};
 /// Extensions read as text columns.
 const TEXT_EXTENSIONS: [&str; 3] = ["txt", "json", "text"];
 /// Samples of the first shard read to find the extra columns.
@@ -227,6 +227,7 @@ async fn find_shards(state: &dyn Session, location: &str) -> Result<(ObjectStore
     for item in &expanded {
         let url = ListingTableUrl::parse(item)?;
         ensure_object_store(state.runtime_env(), &url)?;
+        refuse_special_local_file(&url)?;
         let this_store = url.object_store();
         if let Some(existing) = &store_url
             && existing.as_str() != this_store.as_str()
