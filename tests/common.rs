@@ -208,6 +208,17 @@ pub fn folder(files: &[(&str, Vec<u8>)]) -> tempfile::TempDir {
     dir
 }
 
+/// A copy of the files of directory `dir` (not its subdirectories) in a new
+/// temporary directory, e.g. a model's to break.
+pub fn copy_of(dir: &Path) -> tempfile::TempDir {
+    let copy = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
+    }
+    copy
+}
+
 /// A small labelled image folder: cat/ and dog/ with PNG, JPEG, grayscale
 /// and RGBA images, plus a non-image file.
 pub fn pets_folder() -> tempfile::TempDir {

@@ -453,7 +453,10 @@ fn open_table(
     location: &str,
     options: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<Table> {
-    if !matches!(format, "IMAGEFOLDER" | "WEBDATASET" | "CIFAR") {
+    if !table_factories()
+        .iter()
+        .any(|factory| factory.format == format)
+    {
         return Err(value_error(format!(
             "no image table format '{format}': IMAGEFOLDER, WEBDATASET or CIFAR"
         )));
@@ -506,6 +509,13 @@ fn _datafusion_clip(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(table_factories, m)?)?;
     m.add_function(wrap_pyfunction!(clip_config, m)?)?;
     m.add_function(wrap_pyfunction!(open_table, m)?)?;
+    // The clip.* setting names, as register() and session_config() take them.
+    let setting_names: Vec<String> = ClipOptions::default()
+        .entries()
+        .into_iter()
+        .map(|entry| entry.key.trim_start_matches("clip.").to_string())
+        .collect();
+    m.add("SETTINGS", setting_names)?;
     // The DataFusion major version whose FFI this library speaks.
     m.add("DATAFUSION_MAJOR", datafusion_ffi::version())?;
     Ok(())

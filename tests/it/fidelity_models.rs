@@ -275,11 +275,7 @@ fn edited_copy(
     config_file: &str,
     edit: impl FnOnce(&mut serde_json::Value),
 ) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(fixtures().join("models").join(name)).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
-    }
+    let dir = crate::common::copy_of(&fixtures().join("models").join(name));
     let path = dir.path().join(config_file);
     let mut config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();

@@ -511,12 +511,7 @@ async fn a_hundred_thousand_labels_work() {
 
 /// A copy of the tiny model's directory to break.
 fn model_copy() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(tiny_model_dir()).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
-    }
-    dir
+    copy_of(tiny_model_dir())
 }
 
 async fn embed_with(ctx: &SessionContext, model: &std::path::Path) -> Result<(), String> {

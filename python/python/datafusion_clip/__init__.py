@@ -56,7 +56,7 @@ __all__ = [
 
 #: The ``clip.*`` settings, as keyword arguments of :func:`register` and
 #: :func:`session_config` (see the README's Settings table).
-SETTINGS = ("device", "dtype", "batch_size", "on_error", "offline", "max_image_pixels")
+SETTINGS: tuple[str, ...] = tuple(_native.SETTINGS)
 
 
 def _settings(values: dict[str, Any]) -> dict[str, str]:

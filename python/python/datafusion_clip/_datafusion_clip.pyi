@@ -4,6 +4,8 @@ image_folder(), webdataset() and cifar() rather than these directly."""
 
 from typing import Any, Mapping
 
+#: The ``clip.*`` setting names (without the prefix).
+SETTINGS: list[str]
 #: The DataFusion major version whose FFI this library speaks.
 DATAFUSION_MAJOR: int
 
