@@ -266,6 +266,31 @@ pub fn webdataset_shard(samples: &[Sample]) -> Vec<u8> {
     builder.into_inner().unwrap()
 }
 
+/// Run `sql` keeping its physical plan, for the metrics it counted: the
+/// plan and the result as a pretty-printed table.
+pub async fn query_with_plan(
+    ctx: &SessionContext,
+    sql: &str,
+) -> (
+    std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+    String,
+) {
+    let plan = ctx
+        .sql(sql)
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    let batches = datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx())
+        .await
+        .unwrap();
+    let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+        .unwrap()
+        .to_string();
+    (plan, text)
+}
+
 /// The sum of metric `name` over every node of an executed plan.
 pub fn metric_sum(plan: &dyn datafusion::physical_plan::ExecutionPlan, name: &str) -> usize {
     struct Sum<'a>(&'a str, usize);

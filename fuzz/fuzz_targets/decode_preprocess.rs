@@ -11,8 +11,15 @@ fuzz_target!(|data: &[u8]| {
     // A lower pixel limit than the default keeps each input within
     // libFuzzer's memory limit; the checks are the same code.
     let preprocessor = Preprocessor::new(224).with_max_pixels(1 << 22);
-    if let Ok(pixels) = preprocessor.preprocess(data) {
-        assert_eq!(pixels.len(), preprocessor.pixels_per_image());
-        assert!(pixels.iter().all(|v| v.is_finite()));
+    // `check` is what `clip_image_error` reports: it must agree with the
+    // path that embeds.
+    let checked = preprocessor.check(data);
+    match preprocessor.preprocess(data) {
+        Ok(pixels) => {
+            assert!(checked.is_ok(), "{checked:?}");
+            assert_eq!(pixels.len(), preprocessor.pixels_per_image());
+            assert!(pixels.iter().all(|v| v.is_finite()));
+        }
+        Err(e) => assert!(checked.is_err(), "check passed, preprocess failed: {e}"),
     }
 });

@@ -200,3 +200,68 @@ fn bench_explains_what_it_cannot_measure() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("positive"), "{}", stderr(&out));
 }
+
+/// `OPTIONS` of the image formats reach their factories from `-c`, `-f`
+/// and the interactive shell (datafusion-cli refused them, "Specify a
+/// format for TableOptions"), and a wrong one is named by the factory.
+#[test]
+fn image_table_options_work_in_commands_files_and_the_shell() {
+    let dir = folder(&[
+        ("cat/a.png", png_bytes(20, 10, 1)),
+        ("cifar/test_batch.bin", cifar10_batch(&[(3, 1), (5, 2)])),
+    ]);
+    let root = dir.path().display();
+    let create = format!(
+        "CREATE EXTERNAL TABLE photos STORED AS IMAGEFOLDER LOCATION '{root}/' \
+         OPTIONS ('skip_unreadable' 'true');
+         CREATE EXTERNAL TABLE c STORED AS CIFAR LOCATION '{root}/cifar/' OPTIONS ('variant' '10');
+         SELECT (SELECT count(*) FROM photos) AS photos, (SELECT count(*) FROM c) AS records;"
+    );
+    let file = dir.path().join("options.sql");
+    std::fs::write(&file, &create).unwrap();
+    for way in [["-c", create.as_str()], ["-f", file.to_str().unwrap()]] {
+        let out = clip_sql(&[&["-q", "--format", "csv"][..], &way[..]].concat());
+        assert!(out.status.success(), "{way:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out).trim(), "photos,records\n1,2", "{way:?}");
+    }
+
+    // The shell, reading its statements from a pipe.
+    let mut shell = std::process::Command::new(env!("CARGO_BIN_EXE_clip-sql"))
+        .current_dir(dir.path())
+        .args(["-q", "--format", "csv"])
+        .env("HF_HUB_OFFLINE", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = shell.stdin.take().unwrap();
+        writeln!(stdin, "{}", create.replace('\n', " ")).unwrap();
+        writeln!(stdin, "\\q").unwrap();
+    }
+    let out = shell.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("photos,records\n1,2"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!stderr(&out).contains("rror"), "{}", stderr(&out));
+
+    let out = clip_sql(&[
+        "-q",
+        "-c",
+        &format!(
+            "CREATE EXTERNAL TABLE c STORED AS CIFAR LOCATION '{root}/cifar/' \
+             OPTIONS ('variant' '1000')"
+        ),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("CIFAR option 'variant' must be '10' or '100'"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -717,3 +717,311 @@ fn a_fifo_as_location_is_refused_not_waited_on() {
         }
     }
 }
+
+/// Folder and file names as users and Country211-style class folders have
+/// them: non-ASCII letters, spaces and the characters URLs give a meaning
+/// (`%`, `#`, `?`). Each table format reads them, and the `path` and
+/// `label` columns show the names as written on disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_with_non_ascii_letters_percent_hash_and_question_marks_are_read() {
+    let names = [
+        "café",
+        "Zürich",
+        "100%",
+        "a#b",
+        "why?",
+        "two words",
+        "%C3%A9",
+    ];
+    let files: Vec<(String, Vec<u8>)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            (
+                format!("photos/{name}/{name} {i}.png"),
+                png_bytes(20, 10, i as u32),
+            )
+        })
+        .collect();
+    let mut all: Vec<(&str, Vec<u8>)> =
+        files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+    let shard = webdataset_shard(&[(
+        "s0".to_string(),
+        vec![("cls", b"0".to_vec()), ("png", png_bytes(20, 10, 9))],
+    )]);
+    all.push(("shärds #1/100% ?.tar", shard));
+    all.push((
+        "données #1/test_batch.bin",
+        cifar10_batch(&[(3, 1), (5, 2)]),
+    ));
+    let dir = folder(&all);
+    let root = dir.path().display();
+    let ctx = context();
+
+    query(
+        &ctx,
+        &format!("CREATE EXTERNAL TABLE photos STORED AS IMAGEFOLDER LOCATION '{root}/photos'"),
+    )
+    .await
+    .unwrap();
+    let text = query_text(
+        &ctx,
+        "SELECT label, path, clip_image_error(image) IS NULL AS read FROM photos ORDER BY label",
+    )
+    .await;
+    let rows = table_rows(&text);
+    let mut expected: Vec<&str> = names.to_vec();
+    expected.sort();
+    assert_eq!(rows.len(), names.len(), "{text}");
+    for (row, name) in rows.iter().zip(&expected) {
+        let i = names.iter().position(|n| n == name).unwrap();
+        assert_eq!(row[0], *name, "{text}");
+        assert_eq!(
+            row[1],
+            format!("{root}/photos/{name}/{name} {i}.png"),
+            "{text}"
+        );
+        assert_eq!(row[2], "true", "{text}");
+        assert!(std::path::Path::new(&row[1]).is_file(), "{}", row[1]);
+    }
+
+    for location in [
+        format!("{root}/shärds #1/"),
+        format!("{root}/shärds #1/100% ?.tar"),
+    ] {
+        let ctx = context();
+        query(
+            &ctx,
+            &format!("CREATE EXTERNAL TABLE shards STORED AS WEBDATASET LOCATION '{location}'"),
+        )
+        .await
+        .unwrap();
+        let text = query_text(
+            &ctx,
+            "SELECT key, label, clip_image_error(image) IS NULL FROM shards",
+        )
+        .await;
+        assert_eq!(
+            table_rows(&text),
+            [["s0", "0", "true"]],
+            "{location}: {text}"
+        );
+    }
+
+    for location in [
+        format!("{root}/données #1/"),
+        format!("{root}/données #1/test_batch.bin"),
+    ] {
+        let ctx = context();
+        query(
+            &ctx,
+            &format!("CREATE EXTERNAL TABLE cifar STORED AS CIFAR LOCATION '{location}'"),
+        )
+        .await
+        .unwrap();
+        let text = query_text(
+            &ctx,
+            "SELECT label, clip_image_error(image) IS NULL FROM cifar ORDER BY key",
+        )
+        .await;
+        assert_eq!(
+            table_rows(&text),
+            [["3", "true"], ["5", "true"]],
+            "{location}: {text}"
+        );
+    }
+}
+
+/// More than 2 GiB of image bytes: one 2.3 GB file, then three 800 MB files
+/// in one partition (sparse files, nothing written to disk). No panic from
+/// arrow's 32-bit offsets: a file over `clip.max_image_bytes` is a NULL
+/// image, never read, and batches end before their bytes could overflow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_than_2_gib_of_images_never_overflows_a_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let sparse = |rel: &str, bytes: u64| {
+        let path = dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(bytes)
+            .unwrap();
+    };
+    sparse("one/c/big.jpg", 2_300_000_000);
+    std::fs::write(dir.path().join("one/c/small.png"), png_bytes(20, 10, 1)).unwrap();
+    for i in 0..3 {
+        sparse(&format!("three/c/f{i}.tif"), 800_000_000);
+    }
+    let root = dir.path().display();
+    let ctx = context();
+    query(&ctx, "SET datafusion.execution.target_partitions = 1")
+        .await
+        .unwrap();
+    for table in ["one", "three"] {
+        query(
+            &ctx,
+            &format!(
+                "CREATE EXTERNAL TABLE {table} STORED AS IMAGEFOLDER LOCATION '{root}/{table}'"
+            ),
+        )
+        .await
+        .unwrap();
+    }
+
+    // Default limit (512 MiB): the 2.3 GB file is not read; its NULL image
+    // says why, and the scan counts it.
+    let (plan, text) = query_with_plan(
+        &ctx,
+        "SELECT path, image IS NULL AS skipped, clip_image_error(image) AS e FROM one ORDER BY path",
+    )
+    .await;
+    let rows = table_rows(&text);
+    assert_eq!(rows.len(), 2, "{text}");
+    assert!(
+        rows[0][0].ends_with("big.jpg") && rows[0][1] == "true",
+        "{text}"
+    );
+    assert!(rows[0][2].contains("clip.max_image_bytes"), "{text}");
+    assert_eq!(rows[1][1..], ["false", ""], "{text}");
+    assert_eq!(metric_sum(plan.as_ref(), "oversized_files"), 1);
+
+    // clip.on_error = 'error': the query fails naming the file and the setting.
+    query(&ctx, "SET clip.on_error = 'error'").await.unwrap();
+    let err = query(&ctx, "SELECT count(image) FROM one")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("big.jpg") && err.contains("2300000000 bytes"),
+        "{err}"
+    );
+    assert!(err.contains("clip.max_image_bytes = 536870912"), "{err}");
+    query(&ctx, "SET clip.on_error = 'null'").await.unwrap();
+
+    // Three 800 MB files under a 1 GiB limit are read, each in a batch of
+    // its own: 2.4 GB in one partition, no overflow.
+    query(&ctx, "SET clip.max_image_bytes = 1073741824")
+        .await
+        .unwrap();
+    let text = query_text(
+        &ctx,
+        "SELECT count(*) AS n, count(image) AS read, min(clip_image_error(image)) AS e FROM three",
+    )
+    .await;
+    let rows = table_rows(&text);
+    assert_eq!(rows[0][..2], ["3", "3"], "{text}");
+    assert!(!rows[0][2].is_empty(), "zeros are no image: {text}");
+    let err = query(&ctx, "SET clip.max_image_bytes = 2147483648")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("at most 1073741824 (1 GiB)"), "{err}");
+}
+
+/// A WebDataset member over `clip.max_image_bytes` streams past unread: a
+/// NULL image counted in the scan's metrics, or an error naming it under
+/// `clip.on_error = 'error'`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_webdataset_member_is_null_or_an_error() {
+    let shard = webdataset_shard(&[
+        (
+            "big".to_string(),
+            vec![("cls", b"1".to_vec()), ("png", png_bytes(200, 200, 1))],
+        ),
+        (
+            "small".to_string(),
+            vec![("cls", b"2".to_vec()), ("png", png_bytes(4, 4, 2))],
+        ),
+    ]);
+    let dir = folder(&[("0.tar", shard)]);
+    let ctx = context();
+    query(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE shards STORED AS WEBDATASET LOCATION '{}/0.tar'",
+            dir.path().display()
+        ),
+    )
+    .await
+    .unwrap();
+    query(&ctx, "SET clip.max_image_bytes = 1000")
+        .await
+        .unwrap();
+    let (plan, text) = query_with_plan(
+        &ctx,
+        "SELECT key, label, image IS NULL AS skipped FROM shards ORDER BY key",
+    )
+    .await;
+    assert_eq!(
+        table_rows(&text),
+        [["big", "1", "true"], ["small", "2", "false"]],
+        "{text}"
+    );
+    assert_eq!(metric_sum(plan.as_ref(), "oversized_members"), 1);
+
+    query(&ctx, "SET clip.on_error = 'error'").await.unwrap();
+    let err = query(&ctx, "SELECT count(image) FROM shards")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("member big.png") && err.contains("clip.max_image_bytes = 1000"),
+        "{err}"
+    );
+}
+
+/// One bad entry no longer loses the whole folder: a symbolic-link loop and
+/// a file name that is not UTF-8 fail the listing naming them, or with
+/// `skip_unreadable` are skipped while the rest is read. A link to another
+/// folder of the tree is no loop: its files are read through it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symlink_loop_or_a_bad_name_fails_the_listing_or_is_skipped() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = folder(&[
+        ("cat/a.png", png_bytes(20, 10, 1)),
+        ("dog/b.png", png_bytes(20, 10, 2)),
+    ]);
+    std::os::unix::fs::symlink(dir.path(), dir.path().join("cat/loop")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("dog"), dir.path().join("cat/dogs")).unwrap();
+    let bad_name = std::ffi::OsStr::from_bytes(b"bad\xff.png");
+    std::fs::write(dir.path().join("dog").join(bad_name), png_bytes(20, 10, 3)).unwrap();
+    let root = dir.path().display();
+    let ctx = context();
+    query(
+        &ctx,
+        &format!("CREATE EXTERNAL TABLE strict STORED AS IMAGEFOLDER LOCATION '{root}'"),
+    )
+    .await
+    .unwrap();
+    let err = query(&ctx, "SELECT count(*) FROM strict")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("skip_unreadable"), "{err}");
+    assert!(
+        err.contains("symbolic-link loop") || err.contains("bad"),
+        "names the entry: {err}"
+    );
+
+    query(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE lenient STORED AS IMAGEFOLDER LOCATION '{root}' \
+             OPTIONS ('skip_unreadable' 'true')"
+        ),
+    )
+    .await
+    .unwrap();
+    let text = query_text(
+        &ctx,
+        "SELECT label, count(*) AS n, count(clip_image_error(image)) AS bad FROM lenient \
+         GROUP BY label ORDER BY label",
+    )
+    .await;
+    // cat/a.png, dog/b.png, and b.png again through cat/dogs (label "dogs").
+    assert_eq!(
+        table_rows(&text),
+        [["cat", "1", "0"], ["dog", "1", "0"], ["dogs", "1", "0"]],
+        "{text}"
+    );
+}

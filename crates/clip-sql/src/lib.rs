@@ -4,7 +4,8 @@
 //! benchmark [`suite`] (the article's evaluation as SQL files over several
 //! models, with its tables, CLIP_benchmark JSON and charts), the efficiency
 //! [`bench`] (latency, images/s, memory) and the `--param` placeholders of
-//! SQL files ([`sql_params`]). The SQL functions and tables themselves are
+//! SQL files ([`sql_params`]), and how the shell runs SQL text
+//! ([`statements`]). The SQL functions and tables themselves are
 //! the `datafusion-clip` library; the binary (`main.rs`, `commands/`) only
 //! parses arguments and runs these.
 
@@ -15,4 +16,5 @@
 pub mod bench;
 pub mod file_name;
 pub mod sql_params;
+pub mod statements;
 pub mod suite;

@@ -129,6 +129,10 @@ fn main() -> ExitCode {
         Some(Command::Executor(args)) => runtime.block_on(cluster::executor(args)),
         None => runtime.block_on(shell::run(args)),
     };
+    // Work a dropped statement left behind (a read still blocked on its
+    // file or network after Ctrl-C) must not keep the process from exiting,
+    // as dropping the runtime would by waiting for it.
+    runtime.shutdown_background();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -127,6 +127,16 @@ pub const DEFAULT_BATCH_SIZE: usize = 32;
 /// an H100 reaches its best images/s for the ViTs and ResNets.
 pub const DEFAULT_GPU_BATCH_SIZE: usize = 256;
 
+/// `clip.max_image_bytes` by default: larger than any uncompressed RGB
+/// image within `clip.max_image_pixels`' default needs in practice, small
+/// enough that one file cannot take the machine's memory.
+pub const DEFAULT_MAX_IMAGE_BYTES: usize = 512 << 20;
+/// The largest `clip.max_image_bytes` accepted: an image column's offsets
+/// are 32-bit, so no batch may hold 2 GiB of image bytes; batches are cut
+/// at [`crate::formats::image_scan::BATCH_IMAGE_BYTES`] and one file of at
+/// most this size always fits.
+pub const MAX_IMAGE_BYTES_LIMIT: usize = 1 << 30;
+
 /// The `clip.*` settings.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ClipOptions {
@@ -144,6 +154,10 @@ pub struct ClipOptions {
     /// `clip.max_image_pixels`: images with more pixels (decoded, or after
     /// the resize) are refused before their pixels are allocated.
     pub max_image_pixels: usize,
+    /// `clip.max_image_bytes`: an image table gives a file (or WebDataset
+    /// member) larger than this a NULL image without reading it, or fails
+    /// the query under `clip.on_error = 'error'`.
+    pub max_image_bytes: usize,
 }
 
 impl Default for ClipOptions {
@@ -155,6 +169,7 @@ impl Default for ClipOptions {
             on_error: OnErrorSetting::Null,
             offline: false,
             max_image_pixels: MAX_IMAGE_PIXELS,
+            max_image_bytes: DEFAULT_MAX_IMAGE_BYTES,
         }
     }
 }
@@ -281,10 +296,22 @@ impl ExtensionOptions for ClipOptions {
                     }
                 }
             }
+            "max_image_bytes" => {
+                self.max_image_bytes = match value.trim().replace('_', "").parse::<usize>() {
+                    Ok(n) if (1..=MAX_IMAGE_BYTES_LIMIT).contains(&n) => n,
+                    _ => {
+                        return Err(DataFusionError::Configuration(format!(
+                            "clip.max_image_bytes must be a positive integer of at most \
+                             {MAX_IMAGE_BYTES_LIMIT} (1 GiB), got '{value}'"
+                        )));
+                    }
+                }
+            }
             _ => {
                 return Err(DataFusionError::Configuration(format!(
                     "unknown setting 'clip.{key}'; the clip settings are clip.device, clip.dtype, \
-                     clip.batch_size, clip.on_error, clip.offline and clip.max_image_pixels"
+                     clip.batch_size, clip.on_error, clip.offline, clip.max_image_pixels and \
+                     clip.max_image_bytes"
                 )));
             }
         }
@@ -329,6 +356,11 @@ impl ExtensionOptions for ClipOptions {
                 self.max_image_pixels.to_string(),
                 "Largest image accepted, in pixels (decoded, or after resizing the short side); larger ones are refused like undecodable images (decompression-bomb guard; Pillow's limit by default)",
             ),
+            entry(
+                "max_image_bytes",
+                self.max_image_bytes.to_string(),
+                "Largest image file (or WebDataset member) an image table reads, in bytes, at most 1 GiB; a larger one is a NULL image, not read (an error under clip.on_error = 'error')",
+            ),
         ]
     }
 }
@@ -353,6 +385,16 @@ mod tests {
                 .to_string()
                 .contains("clip.max_image_pixels")
         );
+        o.set("max_image_bytes", "1_048_576").unwrap();
+        assert_eq!(o.max_image_bytes, 1 << 20);
+        for too_big_or_small in ["0", "1073741825", "big"] {
+            assert!(
+                o.set("max_image_bytes", too_big_or_small)
+                    .unwrap_err()
+                    .to_string()
+                    .contains("at most 1073741824 (1 GiB)")
+            );
+        }
         assert_eq!(o.batch_size, Some(64));
         assert_eq!(o.batch_size_on(&candle_core::Device::Cpu), 64);
         assert_eq!(o.device, DeviceSetting::Cuda(1));

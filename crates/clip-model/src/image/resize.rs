@@ -322,12 +322,12 @@ fn horizontal_row_any(
     }
 }
 
-/// Pillow's 16-bit store: `CLIP8(v % 256)` as the low byte and
-/// `CLIP8(v >> 8)` as the high byte, C's truncating remainder and arithmetic
-/// shift. Negative sums become 0; sums above 65535 keep a high byte of 255.
+/// Pillow 13's 16-bit store: the rounded sum clamped to 0..=65535, as a
+/// whole (clipping its two bytes apart, which turns 65540 into 65284, gave
+/// 1/255 errors on 16-bit noise: the horizontal pass feeds the vertical
+/// one, so a wrong overshoot reaches values near 255).
 fn store16(v: i64) -> u16 {
-    let clip8 = |x: i64| x.clamp(0, 255) as u16;
-    (clip8(v >> 8) << 8) | clip8(v % 256)
+    v.clamp(0, i64::from(u16::MAX)) as u16
 }
 
 /// C's `ROUND_UP`: half away from zero.
@@ -398,25 +398,35 @@ pub fn resize_bicubic_gray16(image: &Gray16, width: usize, height: usize) -> Gra
 
 /// Resize `image` to `width x height` as Pillow's `resize(..., NEAREST)`,
 /// which `Image.resize` uses for palette ("P") images whatever filter was
-/// asked for: an affine map sampled at pixel centres in 16.16 fixed point
-/// (`affine_fixed` in Pillow's Geometry.c).
+/// asked for. A pure scaling goes through `ImagingScaleAffine` (Pillow's
+/// Geometry.c): the source position of each output column and row starts at
+/// half a step and grows by adding the step, in `f64`, truncated to a pixel;
+/// a position that falls outside the source is left black (`fill`). The
+/// accumulated sum, not `(i + 0.5) * step`, is what decides a few columns.
 pub fn resize_nearest(image: &Interleaved, width: usize, height: usize) -> Interleaved {
     let c = image.channels;
-    let fixed = |v: f64| (v * 65536.0 + 0.5).floor() as i64;
-    let sources = |in_size: usize, out_size: usize| -> Vec<usize> {
-        let scale = in_size as f64 / out_size as f64;
-        let (start, step) = (fixed(scale * 0.5), fixed(scale));
-        (0..out_size as i64)
-            .map(|i| ((start + i * step) >> 16).clamp(0, in_size as i64 - 1) as usize)
+    let sources = |in_size: usize, out_size: usize| -> Vec<Option<usize>> {
+        let step = in_size as f64 / out_size as f64;
+        let mut position = step * 0.5;
+        (0..out_size)
+            .map(|_| {
+                // C's `(int)` of a non-negative double: truncation.
+                let source = (position >= 0.0).then_some(position as usize);
+                position += step;
+                source.filter(|&s| s < in_size)
+            })
             .collect()
     };
     let xs = sources(image.width, width);
     let ys = sources(image.height, height);
-    let mut data = Vec::with_capacity(width * height * c);
-    for &y in &ys {
+    let mut data = vec![0u8; width * height * c];
+    for (out_row, y) in data.chunks_exact_mut(width * c).zip(&ys) {
+        let Some(y) = *y else { continue };
         let row = &image.data[y * image.width * c..(y + 1) * image.width * c];
-        for &x in &xs {
-            data.extend_from_slice(&row[x * c..(x + 1) * c]);
+        for (out, x) in out_row.chunks_exact_mut(c).zip(&xs) {
+            if let Some(x) = *x {
+                out.copy_from_slice(&row[x * c..(x + 1) * c]);
+            }
         }
     }
     Interleaved {

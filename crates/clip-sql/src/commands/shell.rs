@@ -1,4 +1,4 @@
-//! The shell: datafusion-cli's REPL, `-c` and `-f` with the CLIP functions,
+//! The shell: a REPL, `-c` and `-f` as datafusion-cli's, with the CLIP functions,
 //! image tables and `clip.*` settings registered, and `--param` filling the
 //! placeholders of the statements first.
 
@@ -12,13 +12,14 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_cli::catalog::DynamicObjectStoreCatalog;
-use datafusion_cli::exec;
 use datafusion_cli::object_storage::instrumented::InstrumentedObjectStoreRegistry;
 use datafusion_cli::print_options::PrintOptions;
 
 #[cfg(feature = "ballista")]
 use super::cluster;
+use super::repl;
 use crate::{Args, base_options};
+use clip_sql::statements::run_sql;
 
 /// The interactive/-f/-c session: in this process, or a client of a
 /// Ballista cluster.
@@ -73,15 +74,7 @@ pub(crate) async fn run(args: Args) -> Result<()> {
                     .to_string(),
             ));
         }
-        // datafusion-cli's REPL drops the query on Ctrl-C, but only once the
-        // CLIP call in progress returns; make that call stop at its next
-        // forward pass. (With -f or -c, Ctrl-C ends the process as usual.)
-        tokio::spawn(async {
-            while tokio::signal::ctrl_c().await.is_ok() {
-                datafusion_clip::engine::cancel_running_work();
-            }
-        });
-        return exec::exec_from_repl(&ctx, &mut print_options)
+        return repl::run_repl(&ctx, &mut print_options)
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)));
     }
@@ -116,12 +109,12 @@ pub(crate) async fn run(args: Args) -> Result<()> {
         // A file runs as one script that stops at its first failing
         // statement, so a broken benchmark exits non-zero instead of
         // printing an error and carrying on (datafusion-cli's `-f`).
-        exec::exec_from_commands(&ctx, vec![script], &print_options)
+        run_sql(&ctx, &script, &print_options)
             .await
             .map_err(|e| DataFusionError::Execution(format!("{file}: {e}")))?;
     }
-    if !commands.is_empty() {
-        exec::exec_from_commands(&ctx, commands, &print_options).await?;
+    for command in commands {
+        run_sql(&ctx, &command, &print_options).await?;
     }
     Ok(())
 }

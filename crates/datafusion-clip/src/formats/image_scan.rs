@@ -237,6 +237,65 @@ pub fn exact_rows(stats: &mut Statistics, rows: usize) {
     stats.num_rows = Precision::Exact(rows);
 }
 
+/// Image bytes a scan puts in one batch at most, unless one image alone is
+/// larger (up to `clip.max_image_bytes`, at most 1 GiB): an image column's
+/// offsets are 32-bit, so a batch must stay under 2 GiB of images, and a
+/// batch of huge TIFFs should not hold hundreds of them at once.
+pub const BATCH_IMAGE_BYTES: usize = 256 << 20;
+
+/// `clip.max_image_bytes` of a scan serialised before the setting existed.
+pub fn default_max_image_bytes() -> usize {
+    crate::config::DEFAULT_MAX_IMAGE_BYTES
+}
+
+/// Split items into runs of at most `max_rows` items whose `bytes` add up
+/// to at most `max_bytes`, except a run of one larger item.
+pub fn chunks_by_rows_and_bytes<T: Clone>(
+    items: &[T],
+    max_rows: usize,
+    max_bytes: usize,
+    bytes: impl Fn(&T) -> usize,
+) -> Vec<Vec<T>> {
+    let mut chunks: Vec<Vec<T>> = Vec::new();
+    let mut current: Vec<T> = Vec::new();
+    let mut current_bytes = 0usize;
+    for item in items {
+        let size = bytes(item);
+        if !current.is_empty()
+            && (current.len() >= max_rows || current_bytes.saturating_add(size) > max_bytes)
+        {
+            chunks.push(std::mem::take(&mut current));
+            current_bytes = 0;
+        }
+        current_bytes = current_bytes.saturating_add(size);
+        current.push(item.clone());
+    }
+    if !current.is_empty() {
+        chunks.push(current);
+    }
+    chunks
+}
+
+/// An image column of `images`, or an error (never arrow's panic) if
+/// together they overflow its 32-bit offsets, which the byte budget of
+/// the scans prevents unless files grew after they were listed.
+pub fn binary_column<'a>(
+    images: impl Iterator<Item = Option<&'a [u8]>> + Clone,
+) -> Result<datafusion::arrow::array::BinaryArray> {
+    let (rows, total) = images.clone().fold((0usize, 0usize), |(n, t), i| {
+        (n + 1, t + i.map_or(0, <[u8]>::len))
+    });
+    if total > i32::MAX as usize {
+        return datafusion::common::exec_err!(
+            "{total} bytes of images in one batch of {rows} rows, more than an image column \
+             holds (2 GiB); lower clip.max_image_bytes"
+        );
+    }
+    let mut builder = datafusion::arrow::array::BinaryBuilder::with_capacity(rows, total);
+    images.for_each(|image| builder.append_option(image));
+    Ok(builder.finish())
+}
+
 /// Rows per batch of an image scan: several forward passes, so decoding of
 /// one pass can overlap the next, bounded by DataFusion's own batch size.
 pub fn scan_batch_rows(state: &dyn Session) -> usize {
@@ -308,4 +367,31 @@ pub fn column_list(schema: &Schema) -> String {
         .map(|f| f.name().as_str())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_end_at_the_row_count_or_the_byte_budget() {
+        let sizes = [10, 10, 10, 50, 10, 200, 5];
+        let chunks = chunks_by_rows_and_bytes(&sizes, 3, 60, |&s| s);
+        // Rows cap the first; 50 + 10 fit 60; 200 is alone, being larger.
+        assert_eq!(chunks, [vec![10, 10, 10], vec![50, 10], vec![200], vec![5]]);
+        assert!(chunks_by_rows_and_bytes(&[] as &[usize], 3, 60, |&s| s).is_empty());
+    }
+
+    #[test]
+    fn an_image_column_of_more_than_2_gib_is_an_error_not_a_panic() {
+        use datafusion::arrow::array::Array;
+        let column = binary_column([Some(&b"ab"[..]), None].into_iter()).unwrap();
+        assert_eq!(column.len(), 2);
+        // Length arithmetic only: a slice that claims 2^31 bytes is never
+        // built; the check runs before any byte is copied.
+        let huge = vec![0u8; 1 << 20];
+        let many = std::iter::repeat_n(Some(&huge[..]), 2048);
+        let err = binary_column(many).unwrap_err().to_string();
+        assert!(err.contains("more than an image column holds"), "{err}");
+    }
 }

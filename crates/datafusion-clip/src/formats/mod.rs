@@ -24,6 +24,9 @@ pub use imagefolder::{ImageFolderFactory, ImageFolderTable};
 pub use webdataset::scan::WebDatasetExec;
 pub use webdataset::{WebDatasetFactory, WebDatasetTable};
 
+/// The names of the `STORED AS` formats [`register_table_formats`] adds.
+pub const TABLE_FORMATS: [&str; 3] = ["IMAGEFOLDER", "WEBDATASET", "CIFAR"];
+
 /// Register the `STORED AS` formats (`IMAGEFOLDER`, `WEBDATASET`, `CIFAR`) on `ctx`.
 pub fn register_table_formats(ctx: &SessionContext) {
     let state = ctx.state_ref();

@@ -14,7 +14,20 @@ use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use object_store::ObjectStore;
+use object_store::path::Path;
 use url::Url;
+
+/// The object-store path a scan stored as text (`Path::as_ref`, what a
+/// listing returned), back as the same path. `Path::from` would encode it
+/// again: `café` becomes `caf%C3%A9` and `100%` becomes `100%25`, naming
+/// files that do not exist.
+pub fn stored_path(location: &str) -> Result<Path> {
+    Path::parse(location).map_err(|e| {
+        datafusion::error::DataFusionError::Execution(format!(
+            "invalid object-store path '{location}': {e}"
+        ))
+    })
+}
 
 /// Refuse a local location that is neither a regular file nor a directory
 /// (a FIFO, a socket, a device) before anything opens it: the local store

@@ -136,7 +136,12 @@ impl ScalarUDFImpl for ClipImageError {
             rows.bytes
                 .par_iter()
                 .map(|bytes| match bytes {
-                    None => Some("image is NULL".to_string()),
+                    None => Some(
+                        "image is NULL (an image table gives NULL for a file larger than \
+                         clip.max_image_bytes or, under skip_unreadable, one it could not read; \
+                         its scan's metrics count them and the log names them)"
+                            .to_string(),
+                    ),
                     Some(bytes) => preprocessor.check(bytes).err().map(|e| e.to_string()),
                 })
                 .collect()

@@ -18,7 +18,6 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
 use image::ImageEncoder;
 use image::codecs::png::PngEncoder;
-use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +25,7 @@ use super::{CIFAR100_COARSE_CLASSES, CifarVariant, cifar_schema};
 use crate::formats::image_scan::{
     ImageScanExec, PartitionScan, ScanSource, exact_rows, partition_group,
 };
+use crate::formats::object_stores::stored_path;
 
 /// One batch file of a CIFAR table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -206,7 +206,7 @@ impl BatchReader {
         let bytes = self
             .store
             .get_range(
-                &Path::from(file.location.as_str()),
+                &stored_path(&file.location)?,
                 (range.first * size) as u64..((range.first + range.count) * size) as u64,
             )
             .await

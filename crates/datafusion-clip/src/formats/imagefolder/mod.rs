@@ -29,6 +29,8 @@ use datafusion::logical_expr::{CreateExternalTable, Expr};
 use datafusion::physical_plan::ExecutionPlan;
 use futures::TryStreamExt;
 
+use crate::config::{ClipOptions, OnErrorSetting};
+
 use self::scan::{ImageFile, ImageFolderExec, ImageFolderScan};
 use super::image_scan::{one_location, projection_or_all, scan_batch_rows, skip_unreadable_option};
 use super::object_stores::ensure_object_store;
@@ -161,18 +163,29 @@ impl ImageFolderTable {
         let depth = prefix.parts().count();
         let url: &url::Url = self.root.as_ref();
         let location_text = self.root.as_str().to_string();
-        let objects: Vec<object_store::ObjectMeta> =
-            store.list(Some(prefix)).try_collect().await.map_err(|e| {
-                DataFusionError::Execution(format!("cannot list image folder {location_text}: {e}"))
-            })?;
+        let objects: Vec<(object_store::path::Path, u64)> = if url.scheme() == "file"
+            && let Ok(dir) = url.to_file_path()
+        {
+            let skip_unreadable = self.skip_unreadable;
+            tokio::task::spawn_blocking(move || walk_local_directory(&dir, skip_unreadable))
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))??
+        } else {
+            store
+                .list(Some(prefix))
+                .map_ok(|meta| (meta.location, meta.size))
+                .try_collect()
+                .await
+                .map_err(|e| {
+                    DataFusionError::Execution(format!(
+                        "cannot list image folder {location_text}: {e}"
+                    ))
+                })?
+        };
         let mut files: Vec<ImageFile> = objects
             .into_iter()
-            .filter_map(|meta| {
-                let parts: Vec<String> = meta
-                    .location
-                    .parts()
-                    .map(|p| p.as_ref().to_string())
-                    .collect();
+            .filter_map(|(location, size)| {
+                let parts: Vec<String> = location.parts().map(|p| p.as_ref().to_string()).collect();
                 let name = parts.last()?;
                 // Hidden files and directories (".git", macOS "._x.jpg") are not data.
                 if parts[depth..].iter().any(|p| p.starts_with('.')) {
@@ -184,21 +197,102 @@ impl ImageFolderTable {
                 }
                 let label = (parts.len() >= depth + 2).then(|| parts[parts.len() - 2].clone());
                 let path = if url.scheme() == "file" {
-                    format!("/{}", meta.location)
+                    format!("/{location}")
                 } else {
-                    format!("{}://{}/{}", url.scheme(), url.authority(), meta.location)
+                    format!("{}://{}/{location}", url.scheme(), url.authority())
                 };
                 Some(ImageFile {
-                    location: meta.location.to_string(),
+                    location: location.to_string(),
                     path,
                     label,
-                    size: meta.size,
+                    size,
                 })
             })
             .collect();
         files.sort_by(|a, b| a.location.cmp(&b.location));
         Ok(files)
     }
+}
+
+/// The files under a local directory (following symbolic links, as the
+/// local object store does), with their object-store paths and sizes.
+///
+/// Walked here rather than by the object store's listing, which ends at the
+/// first entry it cannot read (a symbolic-link loop, a directory it may not
+/// open, a name that is not UTF-8) and so lost the whole folder to one bad
+/// entry: such an entry fails the listing naming it, or with
+/// `skip_unreadable` is logged and skipped. Broken links are skipped, as
+/// the object store skips them.
+fn walk_local_directory(
+    root: &std::path::Path,
+    skip_unreadable: bool,
+) -> Result<Vec<(object_store::path::Path, u64)>> {
+    let unreadable = |path: &std::path::Path, why: String| -> Result<()> {
+        if skip_unreadable {
+            log::warn!("IMAGEFOLDER: skipping {}: {why}", path.display());
+            Ok(())
+        } else {
+            plan_err!(
+                "cannot list {}: {why} (OPTIONS ('skip_unreadable' 'true') on the table skips \
+                 such entries)",
+                path.display()
+            )
+        }
+    };
+    let mut files = Vec::new();
+    // Each directory to read, with the real paths of the directories above
+    // it: a link back to one of those is a loop (a link elsewhere is read
+    // again, as the object store would).
+    let mut pending: Vec<(std::path::PathBuf, Arc<Vec<std::path::PathBuf>>)> =
+        vec![(root.to_path_buf(), Arc::new(Vec::new()))];
+    while let Some((dir, above)) = pending.pop() {
+        let real = match std::fs::canonicalize(&dir) {
+            Ok(real) => real,
+            Err(e) => {
+                unreadable(&dir, e.to_string())?;
+                continue;
+            }
+        };
+        if above.contains(&real) {
+            unreadable(
+                &dir,
+                format!("a symbolic-link loop back to {}", real.display()),
+            )?;
+            continue;
+        }
+        let mut below = above.as_ref().clone();
+        below.push(real);
+        let below = Arc::new(below);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) => {
+                unreadable(&dir, e.to_string())?;
+                continue;
+            }
+        };
+        for entry in entries {
+            let path = match entry {
+                Ok(entry) => entry.path(),
+                Err(e) => {
+                    unreadable(&dir, e.to_string())?;
+                    continue;
+                }
+            };
+            let Ok(meta) = std::fs::metadata(&path) else {
+                // A broken link.
+                continue;
+            };
+            if meta.is_dir() {
+                pending.push((path, Arc::clone(&below)));
+            } else if meta.is_file() {
+                match object_store::path::Path::from_absolute_path(&path) {
+                    Ok(location) => files.push((location, meta.len())),
+                    Err(e) => unreadable(&path, e.to_string())?,
+                }
+            }
+        }
+    }
+    Ok(files)
 }
 
 #[async_trait]
@@ -223,8 +317,11 @@ impl TableProvider for ImageFolderTable {
             files.truncate(limit);
         }
         let partitions = state.config_options().execution.target_partitions;
+        let options = ClipOptions::from_config(state.config_options());
         let source = ImageFolderScan {
             skip_unreadable: self.skip_unreadable,
+            max_image_bytes: options.max_image_bytes,
+            oversized_is_error: options.on_error == OnErrorSetting::Error,
             ..ImageFolderScan::new(files, partitions, scan_batch_rows(state))
         };
         let projection = projection_or_all(projection, &self.schema);

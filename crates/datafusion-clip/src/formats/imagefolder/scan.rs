@@ -6,8 +6,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, BinaryBuilder, RecordBatch, RecordBatchOptions, StringBuilder,
+    ArrayRef, BinaryArray, RecordBatch, RecordBatchOptions, StringBuilder,
 };
+use datafusion::arrow::buffer::{Buffer, NullBuffer, OffsetBuffer};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::stats::Precision;
 use datafusion::common::{Result, Statistics, internal_err};
@@ -16,14 +17,16 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::metrics::{Count, MetricBuilder};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::{StreamExt, TryStreamExt};
-use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
 use super::imagefolder_schema;
+use crate::config::DEFAULT_MAX_IMAGE_BYTES;
 use crate::formats::image_scan::{
-    ImageScanExec, PartitionScan, ScanSource, exact_rows, partition_group,
+    BATCH_IMAGE_BYTES, ImageScanExec, PartitionScan, ScanSource, binary_column,
+    chunks_by_rows_and_bytes, default_max_image_bytes, exact_rows, partition_group,
 };
+use crate::formats::object_stores::stored_path;
 
 /// Files fetched at once per partition: enough to hide object-store
 /// latency, few enough to keep memory to a handful of images.
@@ -53,6 +56,14 @@ pub struct ImageFolderScan {
     /// An unreadable file gives a NULL image (counted in the
     /// `unreadable_files` metric) instead of failing the scan.
     pub skip_unreadable: bool,
+    /// Files larger than this (`clip.max_image_bytes`) are not read.
+    #[serde(default = "default_max_image_bytes")]
+    pub max_image_bytes: usize,
+    /// A file larger than `max_image_bytes` fails the scan
+    /// (`clip.on_error = 'error'`) instead of giving a NULL image counted
+    /// in the `oversized_files` metric.
+    #[serde(default)]
+    pub oversized_is_error: bool,
 }
 
 impl ImageFolderScan {
@@ -62,6 +73,8 @@ impl ImageFolderScan {
             groups: split_into_groups(files, partitions),
             batch_rows: batch_rows.max(1),
             skip_unreadable: false,
+            max_image_bytes: DEFAULT_MAX_IMAGE_BYTES,
+            oversized_is_error: false,
         }
     }
 
@@ -119,21 +132,32 @@ impl ScanSource for ImageFolderScan {
         } = scan;
         let projection = projection.to_vec();
         let read_bytes = projection.contains(&2);
-        let skip_unreadable = self.skip_unreadable;
-        let unreadable = MetricBuilder::new(metrics).counter("unreadable_files", partition);
-        let chunks: Vec<Vec<ImageFile>> = files
-            .chunks(self.batch_rows)
-            .map(<[ImageFile]>::to_vec)
-            .collect();
+        let reading = Reading {
+            skip_unreadable: self.skip_unreadable,
+            max_image_bytes: self.max_image_bytes,
+            oversized_is_error: self.oversized_is_error,
+            unreadable: MetricBuilder::new(metrics).counter("unreadable_files", partition),
+            oversized: MetricBuilder::new(metrics).counter("oversized_files", partition),
+        };
+        // Batches end early rather than hold more than BATCH_IMAGE_BYTES of
+        // images (files too large to read count for nothing).
+        let chunks = chunks_by_rows_and_bytes(&files, self.batch_rows, BATCH_IMAGE_BYTES, |f| {
+            let size = usize::try_from(f.size).unwrap_or(usize::MAX);
+            if read_bytes && size <= self.max_image_bytes {
+                size
+            } else {
+                0
+            }
+        });
         let stream_schema = Arc::clone(&schema);
         let stream = futures::stream::iter(chunks).then(move |chunk| {
             let store = Arc::clone(&store);
             let schema = Arc::clone(&stream_schema);
             let projection = projection.clone();
-            let unreadable = unreadable.clone();
+            let reading = reading.clone();
             async move {
                 let images = if read_bytes {
-                    Some(read_all(store, chunk.clone(), skip_unreadable, unreadable).await?)
+                    Some(read_all(store, chunk.clone(), reading).await?)
                 } else {
                     None
                 };
@@ -160,26 +184,63 @@ impl ScanSource for ImageFolderScan {
     }
 }
 
+/// How a partition reads its files' bytes.
+#[derive(Clone)]
+struct Reading {
+    skip_unreadable: bool,
+    max_image_bytes: usize,
+    oversized_is_error: bool,
+    unreadable: Count,
+    oversized: Count,
+}
+
+impl Reading {
+    /// A file larger than `clip.max_image_bytes`: an error naming it, or a
+    /// NULL image, logged and counted.
+    fn oversized(&self, file: &ImageFile, size: u64) -> Result<Option<bytes::Bytes>> {
+        let what = format!(
+            "image file {} is {size} bytes, more than clip.max_image_bytes = {}",
+            file.path, self.max_image_bytes
+        );
+        if self.oversized_is_error {
+            return Err(DataFusionError::Execution(format!(
+                "{what} (SET clip.max_image_bytes, up to 1 GiB, to read it; with clip.on_error \
+                 = 'null' such files give a NULL image)"
+            )));
+        }
+        log::warn!("IMAGEFOLDER: {what}: its image is NULL");
+        self.oversized.add(1);
+        Ok(None)
+    }
+}
+
 /// Read the files' bytes, a few at a time, in order. A file that cannot
 /// be read fails the scan naming it, or with `skip_unreadable` is `None`,
-/// logged and counted.
+/// logged and counted; a file larger than `clip.max_image_bytes` is never
+/// read (see [`Reading::oversized`]).
 async fn read_all(
     store: Arc<dyn ObjectStore>,
     files: Vec<ImageFile>,
-    skip_unreadable: bool,
-    unreadable: Count,
+    reading: Reading,
 ) -> Result<Vec<Option<bytes::Bytes>>> {
     futures::stream::iter(files.into_iter().map(move |file| {
         let store = Arc::clone(&store);
-        let unreadable = unreadable.clone();
+        let reading = reading.clone();
         async move {
-            let location = Path::from(file.location.as_str());
+            if file.size > reading.max_image_bytes as u64 {
+                return reading.oversized(&file, file.size);
+            }
+            let location = stored_path(&file.location)?;
             let read = async { store.get(&location).await?.bytes().await }.await;
             match read {
+                // The file grew after it was listed.
+                Ok(bytes) if bytes.len() > reading.max_image_bytes => {
+                    reading.oversized(&file, bytes.len() as u64)
+                }
                 Ok(bytes) => Ok(Some(bytes)),
-                Err(e) if skip_unreadable => {
+                Err(e) if reading.skip_unreadable => {
                     log::warn!("IMAGEFOLDER: skipping unreadable file {}: {e}", file.path);
-                    unreadable.add(1);
+                    reading.unreadable.add(1);
                     Ok(None)
                 }
                 Err(e) => Err(DataFusionError::Execution(format!(
@@ -193,6 +254,32 @@ async fn read_all(
     .buffered(CONCURRENT_READS)
     .try_collect()
     .await
+}
+
+/// The image column of a batch with one image (a large file has a batch of
+/// its own), built on the bytes as read, without copying them: a file is
+/// held in memory once, not twice.
+fn single_image_column(images: &[Option<bytes::Bytes>]) -> Option<BinaryArray> {
+    let mut present = images
+        .iter()
+        .enumerate()
+        .filter_map(|(row, image)| image.as_ref().map(|bytes| (row, bytes)));
+    let (row, bytes) = present.next()?;
+    if present.next().is_some() {
+        return None;
+    }
+    let len = i32::try_from(bytes.len()).ok()?;
+    // Rows up to `row` end at 0, the rest at `len`: only `row` has bytes.
+    let offsets: Vec<i32> = (0..=images.len())
+        .map(|i| if i <= row { 0 } else { len })
+        .collect();
+    let nulls = NullBuffer::from(images.iter().map(Option::is_some).collect::<Vec<bool>>());
+    BinaryArray::try_new(
+        OffsetBuffer::new(offsets.into()),
+        Buffer::from(bytes.clone()),
+        Some(nulls),
+    )
+    .ok()
 }
 
 fn build_batch(
@@ -220,12 +307,10 @@ fn build_batch(
                 let Some(images) = &images else {
                     return internal_err!("image bytes were not read");
                 };
-                let total: usize = images.iter().flatten().map(bytes::Bytes::len).sum();
-                let mut b = BinaryBuilder::with_capacity(images.len(), total);
-                images
-                    .iter()
-                    .for_each(|bytes| b.append_option(bytes.as_ref()));
-                Arc::new(b.finish())
+                match single_image_column(images) {
+                    Some(column) => Arc::new(column),
+                    None => Arc::new(binary_column(images.iter().map(|i| i.as_deref()))?),
+                }
             }
             other => return internal_err!("IMAGEFOLDER has no column {other}"),
         });
@@ -250,6 +335,20 @@ mod tests {
             label: None,
             size: 1,
         }
+    }
+
+    #[test]
+    fn one_image_becomes_its_column_without_a_copy() {
+        use datafusion::arrow::array::Array;
+        let image = bytes::Bytes::from(vec![7u8; 10]);
+        let column = single_image_column(&[None, Some(image.clone()), None]).unwrap();
+        assert_eq!(column.len(), 3);
+        assert!(column.is_null(0) && column.is_valid(1) && column.is_null(2));
+        assert_eq!(column.value(1), &image[..]);
+        assert_eq!(column.value_data().as_ptr(), image.as_ptr());
+        let two = [Some(image.clone()), Some(image)];
+        assert!(single_image_column(&two).is_none());
+        assert!(single_image_column(&[None, None]).is_none());
     }
 
     #[test]

@@ -29,14 +29,15 @@ use datafusion::logical_expr::{CreateExternalTable, Expr};
 use datafusion::physical_plan::ExecutionPlan;
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
-use object_store::path::Path;
 
 use clip_model::image::IMAGE_EXTENSIONS;
 
 use self::scan::{Shard, WebDatasetExec, WebDatasetScan};
 use self::tar_stream::TarStream;
 use super::image_scan::{one_location, projection_or_all, scan_batch_rows, skip_unreadable_option};
-use super::object_stores::{ensure_object_store, refuse_special_local_file};
+use crate::config::{ClipOptions, OnErrorSetting};
+
+use super::object_stores::{ensure_object_store, refuse_special_local_file, stored_path};
 /// Extensions read as text columns.
 const TEXT_EXTENSIONS: [&str; 3] = ["txt", "json", "text"];
 /// Samples of the first shard read to find the extra columns.
@@ -284,7 +285,7 @@ async fn shards_from_count_file(
     item: &str,
 ) -> Result<Vec<Shard>> {
     let dir = url.prefix().to_string();
-    let count_path = Path::from(format!("{dir}/nshards.txt").trim_start_matches('/'));
+    let count_path = stored_path(format!("{dir}/nshards.txt").trim_start_matches('/'))?;
     let text = match store.get(&count_path).await {
         Ok(result) => result.bytes().await.map_err(|e| {
             DataFusionError::Execution(format!("cannot read {item}nshards.txt: {e}"))
@@ -323,11 +324,12 @@ async fn extra_extensions(
         DataFusionError::Execution(format!("cannot read WebDataset shard {}: {e}", shard.name))
     };
     let stream = store
-        .get(&Path::from(shard.location.as_str()))
+        .get(&stored_path(&shard.location)?)
         .await
         .map_err(|e| fail(&e))?
         .into_stream();
-    let mut tar = TarStream::new(stream);
+    // Only the members' names matter here: their data streams past unread.
+    let mut tar = TarStream::new(stream).with_max_member_bytes(0);
     let mut extras = BTreeSet::new();
     let mut keys = BTreeSet::new();
     while let Some(member) = tar.next_member().await.map_err(|e| fail(&e))? {
@@ -362,9 +364,12 @@ impl TableProvider for WebDatasetTable {
         _filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        let options = ClipOptions::from_config(state.config_options());
         let source = WebDatasetScan {
             limit,
             skip_unreadable: self.skip_unreadable,
+            max_image_bytes: options.max_image_bytes,
+            oversized_is_error: options.on_error == OnErrorSetting::Error,
             ..WebDatasetScan::new(
                 &self.shards,
                 self.extras.clone(),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use datafusion::arrow::array::{
-    ArrayRef, BinaryBuilder, Int32Builder, RecordBatch, RecordBatchOptions, StringBuilder,
+    ArrayRef, Int32Builder, RecordBatch, RecordBatchOptions, StringBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::{Result, internal_err};
@@ -19,13 +19,17 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::metrics::{Count, MetricBuilder};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::stream::BoxStream;
-use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
 use super::tar_stream::TarStream;
 use super::{extra_column_name, is_fixed_extension, split_member_name, webdataset_schema};
-use crate::formats::image_scan::{ImageScanExec, PartitionScan, ScanSource, partition_group};
+use crate::config::DEFAULT_MAX_IMAGE_BYTES;
+use crate::formats::image_scan::{
+    BATCH_IMAGE_BYTES, ImageScanExec, PartitionScan, ScanSource, binary_column,
+    default_max_image_bytes, partition_group,
+};
+use crate::formats::object_stores::stored_path;
 use clip_model::image::IMAGE_EXTENSIONS;
 
 /// One tar shard of the table.
@@ -53,6 +57,14 @@ pub struct WebDatasetScan {
     /// A shard that cannot be read is skipped and counted instead of
     /// failing the scan.
     pub skip_unreadable: bool,
+    /// Members larger than this (`clip.max_image_bytes`) are not read.
+    #[serde(default = "default_max_image_bytes")]
+    pub max_image_bytes: usize,
+    /// A member larger than `max_image_bytes` fails the scan
+    /// (`clip.on_error = 'error'`) instead of giving a NULL value counted in
+    /// the `oversized_members` metric.
+    #[serde(default)]
+    pub oversized_is_error: bool,
 }
 
 impl WebDatasetScan {
@@ -70,6 +82,8 @@ impl WebDatasetScan {
             batch_rows: batch_rows.max(1),
             limit: None,
             skip_unreadable: false,
+            max_image_bytes: DEFAULT_MAX_IMAGE_BYTES,
+            oversized_is_error: false,
         }
     }
 }
@@ -122,6 +136,9 @@ impl ScanSource for WebDatasetScan {
             rows_left: self.limit.unwrap_or(usize::MAX),
             skip_unreadable: self.skip_unreadable,
             unreadable: MetricBuilder::new(scan.metrics).counter("unreadable_shards", partition),
+            max_image_bytes: self.max_image_bytes,
+            oversized_is_error: self.oversized_is_error,
+            oversized: MetricBuilder::new(scan.metrics).counter("oversized_members", partition),
         };
         let stream = futures::stream::try_unfold(reader, |mut reader| async move {
             Ok(reader.next_batch().await?.map(|batch| (batch, reader)))
@@ -136,7 +153,18 @@ struct Sample {
     key: String,
     label: Option<i32>,
     image: Option<Bytes>,
+    /// Its first image member was too large to read: the image is NULL,
+    /// not a later image member.
+    image_skipped: bool,
     extras: BTreeMap<String, Bytes>,
+}
+
+impl Sample {
+    /// Bytes its binary and text columns hold.
+    fn bytes(&self) -> usize {
+        self.image.as_ref().map_or(0, Bytes::len)
+            + self.extras.values().map(Bytes::len).sum::<usize>()
+    }
 }
 
 type ShardStream = TarStream<BoxStream<'static, object_store::Result<Bytes>>>;
@@ -160,14 +188,24 @@ struct SampleReader {
     rows_left: usize,
     skip_unreadable: bool,
     unreadable: Count,
+    max_image_bytes: usize,
+    oversized_is_error: bool,
+    oversized: Count,
 }
 
 impl SampleReader {
     async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
         let mut samples = Vec::new();
-        while samples.len() < self.batch_rows.min(self.rows_left) {
+        // A batch ends early once it holds BATCH_IMAGE_BYTES: with members
+        // of at most clip.max_image_bytes (1 GiB) it stays under the 2 GiB
+        // its columns' offsets can address.
+        let mut bytes = 0usize;
+        while samples.len() < self.batch_rows.min(self.rows_left) && bytes < BATCH_IMAGE_BYTES {
             match self.next_sample().await? {
-                Some(sample) => samples.push(sample),
+                Some(sample) => {
+                    bytes += sample.bytes();
+                    samples.push(sample);
+                }
                 None => break,
             }
         }
@@ -187,9 +225,11 @@ impl SampleReader {
                 };
                 let index = self.next_shard;
                 self.next_shard += 1;
-                match self.store.get(&Path::from(shard.location.as_str())).await {
+                match self.store.get(&stored_path(&shard.location)?).await {
                     Ok(result) => {
-                        self.current = Some((index, TarStream::new(result.into_stream())));
+                        let tar = TarStream::new(result.into_stream())
+                            .with_max_member_bytes(self.max_image_bytes);
+                        self.current = Some((index, tar));
                     }
                     Err(e) => {
                         self.shard_failed(index, &e.to_string())?;
@@ -215,8 +255,28 @@ impl SampleReader {
                         key: key.to_string(),
                         ..Sample::default()
                     });
-                    if wanted {
-                        add_member(sample, &ext, member.data, &self.shards[index].name)?;
+                    let shard = &self.shards[index].name;
+                    match member.skipped_size {
+                        Some(size) if wanted => {
+                            let what = format!(
+                                "member {} of WebDataset shard {shard} is {size} bytes, more \
+                                 than clip.max_image_bytes = {}",
+                                member.name, self.max_image_bytes
+                            );
+                            if self.oversized_is_error {
+                                return Err(DataFusionError::Execution(format!(
+                                    "{what} (SET clip.max_image_bytes, up to 1 GiB, to read it; \
+                                     with clip.on_error = 'null' it gives a NULL value)"
+                                )));
+                            }
+                            log::warn!("WEBDATASET: {what}: its value is NULL");
+                            self.oversized.add(1);
+                            if IMAGE_EXTENSIONS.contains(&ext.as_str()) {
+                                sample.image_skipped = true;
+                            }
+                        }
+                        None if wanted => add_member(sample, &ext, member.data, shard)?,
+                        _ => {}
                     }
                     if finished.is_some() {
                         return Ok(finished);
@@ -283,13 +343,7 @@ impl SampleReader {
                     samples.iter().for_each(|s| b.append_option(s.label));
                     Arc::new(b.finish())
                 }
-                "image" => {
-                    let mut b = BinaryBuilder::new();
-                    samples
-                        .iter()
-                        .for_each(|s| b.append_option(s.image.as_ref()));
-                    Arc::new(b.finish())
-                }
+                "image" => Arc::new(binary_column(samples.iter().map(|s| s.image.as_deref()))?),
                 name => {
                     let Some(ext) = self.extras.iter().find(|e| extra_column_name(e) == name)
                     else {
@@ -302,11 +356,9 @@ impl SampleReader {
                         }
                         Arc::new(b.finish())
                     } else {
-                        let mut b = BinaryBuilder::new();
-                        samples
-                            .iter()
-                            .for_each(|s| b.append_option(s.extras.get(ext)));
-                        Arc::new(b.finish())
+                        Arc::new(binary_column(
+                            samples.iter().map(|s| s.extras.get(ext).map(|v| &v[..])),
+                        )?)
                     }
                 }
             });
@@ -334,7 +386,7 @@ fn add_member(sample: &mut Sample, ext: &str, data: Bytes, shard: &str) -> Resul
         sample.label = Some(label);
     } else if IMAGE_EXTENSIONS.contains(&ext) {
         // The first image member is the image; later ones are ignored.
-        if sample.image.is_none() {
+        if sample.image.is_none() && !sample.image_skipped {
             sample.image = Some(data);
         }
     } else if !is_fixed_extension(ext) {

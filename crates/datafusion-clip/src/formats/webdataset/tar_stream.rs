@@ -46,7 +46,12 @@ pub enum TarError {
 pub struct TarMember {
     /// Path inside the archive.
     pub name: String,
+    /// Empty when the member was skipped (`skipped_size`).
     pub data: Bytes,
+    /// The member's size when it was larger than the stream's limit
+    /// ([`TarStream::with_max_member_bytes`]): its data streamed past
+    /// unread.
+    pub skipped_size: Option<usize>,
 }
 
 /// Reads the regular files of a tar archive from a byte stream.
@@ -56,6 +61,8 @@ pub struct TarStream<S> {
     /// Byte offset of `buffer`'s start in the archive, for messages.
     offset: u64,
     finished: bool,
+    /// Members larger than this are skipped, never held in memory.
+    max_member_bytes: usize,
 }
 
 impl<S, E> TarStream<S>
@@ -69,6 +76,16 @@ where
             buffer: BytesMut::new(),
             offset: 0,
             finished: false,
+            max_member_bytes: usize::MAX,
+        }
+    }
+
+    /// Skip the data of members larger than `max` bytes instead of
+    /// reading them (`TarMember::skipped_size` says so).
+    pub fn with_max_member_bytes(self, max: usize) -> Self {
+        Self {
+            max_member_bytes: max,
+            ..self
         }
     }
 
@@ -107,8 +124,28 @@ where
                 offset: self.offset,
             })?;
             let typeflag = header[156];
-            let padded = size.div_ceil(BLOCK) * BLOCK;
+            // A base-256 size near 2^64 must not wrap when padded.
+            let padded = size
+                .checked_next_multiple_of(BLOCK)
+                .ok_or(TarError::BadSize {
+                    offset: self.offset,
+                })?;
             self.consume(BLOCK);
+            if size > self.max_member_bytes {
+                let name = long_name.take().unwrap_or_else(|| header_name(&header));
+                if !self.skip(padded).await? {
+                    return Err(TarError::EndsInMember { name, size });
+                }
+                if matches!(typeflag, b'0' | 0 | b'7') {
+                    return Ok(Some(TarMember {
+                        name,
+                        data: Bytes::new(),
+                        skipped_size: Some(size),
+                    }));
+                }
+                // A long name or PAX header that large is not one to use.
+                continue;
+            }
             if !self.fill(padded).await? {
                 return Err(TarError::EndsInMember {
                     name: long_name.clone().unwrap_or_else(|| header_name(&header)),
@@ -132,7 +169,11 @@ where
                 }
                 b'0' | 0 | b'7' => {
                     let name = long_name.take().unwrap_or_else(|| header_name(&header));
-                    return Ok(Some(TarMember { name, data }));
+                    return Ok(Some(TarMember {
+                        name,
+                        data,
+                        skipped_size: None,
+                    }));
                 }
                 // Directories, links, global headers, devices: not data.
                 _ => long_name = None,
@@ -143,18 +184,42 @@ where
     /// Make `n` bytes available in the buffer; `false` if the stream ends first.
     async fn fill(&mut self, n: usize) -> Result<bool, TarError> {
         while self.buffer.len() < n {
-            match self.source.next().await {
-                Some(Ok(chunk)) => self.buffer.extend_from_slice(&chunk),
-                Some(Err(e)) => {
-                    return Err(TarError::Read {
-                        offset: self.offset,
-                        source: e.into(),
-                    });
-                }
-                None => return Ok(false),
+            if !self.pull().await? {
+                return Ok(false);
             }
         }
         Ok(true)
+    }
+
+    /// Pass over `n` bytes without keeping them; `false` if the stream
+    /// ends first.
+    async fn skip(&mut self, mut n: usize) -> Result<bool, TarError> {
+        loop {
+            let available = n.min(self.buffer.len());
+            self.consume(available);
+            n -= available;
+            if n == 0 {
+                return Ok(true);
+            }
+            if !self.pull().await? {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Append the source's next chunk to the buffer; `false` at its end.
+    async fn pull(&mut self) -> Result<bool, TarError> {
+        match self.source.next().await {
+            Some(Ok(chunk)) => {
+                self.buffer.extend_from_slice(&chunk);
+                Ok(true)
+            }
+            Some(Err(e)) => Err(TarError::Read {
+                offset: self.offset,
+                source: e.into(),
+            }),
+            None => Ok(false),
+        }
     }
 
     fn consume(&mut self, n: usize) {
@@ -288,6 +353,41 @@ mod tests {
             assert_eq!(got[1].data.len(), 700);
             assert_eq!(&got[2].data[..], b"hello");
         }
+    }
+
+    #[tokio::test]
+    async fn a_size_too_large_to_pad_is_a_bad_size() {
+        let mut h = header("huge.jpg", 0, b'0');
+        // Base-256 2^64 - 1: a size that parses, but wraps when padded.
+        h[124] = 0x80;
+        h[125..128].fill(0);
+        h[128..136].fill(0xff);
+        h[148..156].copy_from_slice(b"        ");
+        let sum: usize = h.iter().map(|&b| usize::from(b)).sum();
+        h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+        let err = members(h, 512).await.unwrap_err();
+        assert!(err.contains("bad size"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn members_over_the_limit_stream_past_unread() {
+        let mut archive = Vec::new();
+        archive.extend(entry("a.jpg", &[1u8; 5000], b'0'));
+        archive.extend(entry("a.cls", b"3", b'0'));
+        archive.extend(vec![0u8; 2 * BLOCK]);
+        let chunks: Vec<Result<Bytes, String>> = archive
+            .chunks(700)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        let mut tar = TarStream::new(futures::stream::iter(chunks)).with_max_member_bytes(4096);
+        let big = tar.next_member().await.unwrap().unwrap();
+        assert_eq!((big.name.as_str(), big.skipped_size), ("a.jpg", Some(5000)));
+        assert!(big.data.is_empty());
+        // Never more than one chunk of the skipped member was held.
+        assert!(tar.buffer.capacity() < 4096, "{}", tar.buffer.capacity());
+        let small = tar.next_member().await.unwrap().unwrap();
+        assert_eq!((&small.data[..], small.skipped_size), (&b"3"[..], None));
+        assert!(tar.next_member().await.unwrap().is_none());
     }
 
     #[tokio::test]
