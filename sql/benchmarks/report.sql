@@ -1,4 +1,4 @@
--- The seed's report over a suite's saved predictions: accuracy by model and
+-- The article's report over a suite's saved predictions: accuracy by model and
 -- dataset, Country211 by region, Rendered SST2 by class, one template
 -- against the dataset's templates ensembled, and a weighted multi-model
 -- ensemble. `clip-sql suite` runs this file after the benchmarks; run it

@@ -77,7 +77,8 @@ pub(crate) struct Args {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the benchmark files for several models; write predictions,
-    /// the seed's tables, CLIP_benchmark JSON results and charts.
+    /// the tables of the article's evaluation (CLIP over 15 datasets; see
+    /// sql/README.md), CLIP_benchmark JSON results and charts.
     Suite(suite::SuiteArgs),
     /// Measure the efficiency table (batch-1 latency, images/s, prompts/s,
     /// peak memory) and the end-to-end images/s of a SQL query over images.

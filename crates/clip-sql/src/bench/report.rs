@@ -12,7 +12,7 @@ fn mib(bytes: Option<u64>) -> String {
     )
 }
 
-/// The seed's efficiency table: one row per model.
+/// The article's efficiency table: one row per model.
 pub fn efficiency_table(rows: &[ModelSpeed]) -> String {
     let mut out = String::new();
     let _ = writeln!(

@@ -19,7 +19,7 @@ use datafusion::prelude::SessionConfig;
 use super::cluster;
 use crate::base_options;
 
-/// Run the benchmark files for several models and write the seed's report.
+/// Run the benchmark files for several models and write the article's report.
 #[derive(Debug, Args)]
 #[command(
     long_about = "Runs sql/benchmarks/<dataset>.sql for every model and dataset, saves every \
@@ -50,7 +50,7 @@ pub struct SuiteArgs {
     data: Vec<(String, String)>,
 
     /// The ensemble's members and weights; default
-    /// ViT-L/14=0.4,ViT-B/32=0.3,RN50=0.3 (the seed's).
+    /// ViT-L/14=0.4,ViT-B/32=0.3,RN50=0.3 (the article's).
     #[arg(long, value_name = "MODEL=WEIGHT,...")]
     ensemble: Option<String>,
 

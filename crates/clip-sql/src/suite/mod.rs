@@ -1,4 +1,4 @@
-//! `clip-sql suite`: the seed's whole evaluation — every benchmark file
+//! `clip-sql suite`: the article's whole evaluation — every benchmark file
 //! for every model — and its report.
 //!
 //! For each model and dataset it runs `sql/benchmarks/<dataset>.sql` (with
@@ -52,7 +52,7 @@ use charts::GroupedBars;
 use clip_benchmark_json::Metrics;
 use sql_script::{run_statement, split_statements};
 
-/// The seed's five models.
+/// The article's five models.
 pub const DEFAULT_MODELS: [&str; 5] = ["RN50", "RN101", "ViT-B/32", "ViT-L/14", "ViT-L/14@336px"];
 
 /// What to do with results already in the output directory.
@@ -77,7 +77,7 @@ pub struct SuiteOptions {
     pub limit: Option<u64>,
     /// Where a dataset's shards are, overriding the file's default.
     pub data: BTreeMap<String, String>,
-    /// `model=weight,...` for the report's ensemble (`None`: the seed's).
+    /// `model=weight,...` for the report's ensemble (`None`: the article's).
     pub ensemble: Option<String>,
     pub out: PathBuf,
     /// `sql/benchmarks`: the benchmark files, `datasets.csv`, `report.sql`.
@@ -636,7 +636,7 @@ async fn run_report(options: &SuiteOptions, ctx: &SessionContext) -> Result<Stri
 }
 
 /// Accuracy (top-1, percent) with datasets down and models across, in the
-/// seed's layout, plus the mean over datasets; also saved as
+/// article's layout, plus the mean over datasets; also saved as
 /// tables/accuracy_matrix.csv.
 async fn accuracy_matrix(
     ctx: &SessionContext,
