@@ -202,19 +202,7 @@ async fn truncated_shards_fail_naming_the_shard_or_are_skipped_and_counted() {
     )
     .await
     .unwrap();
-    let plan = ctx
-        .sql("SELECT count(*) AS n FROM lenient")
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
-    let batches = datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx())
-        .await
-        .unwrap();
-    let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
-        .unwrap()
-        .to_string();
+    let (plan, text) = query_with_plan(&ctx, "SELECT count(*) AS n FROM lenient").await;
     // The good shard's 4 samples and the complete samples before the cut.
     let n: usize = table_rows(&text)[0][0].parse().unwrap();
     assert!((4..8).contains(&n), "{text}");

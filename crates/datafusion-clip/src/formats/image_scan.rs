@@ -296,6 +296,71 @@ pub fn binary_column<'a>(
     Ok(builder.finish())
 }
 
+/// The image column of a batch. One image alone (a large file has a batch
+/// of its own) becomes the column's buffer as read, without a copy, so a
+/// large file is held in memory once, not twice.
+pub fn image_column(
+    images: &[Option<bytes::Bytes>],
+) -> Result<datafusion::arrow::array::BinaryArray> {
+    match single_image_column(images) {
+        Some(column) => Ok(column),
+        None => binary_column(images.iter().map(|image| image.as_deref())),
+    }
+}
+
+/// [`image_column`] of a batch with one image: `None` otherwise.
+fn single_image_column(
+    images: &[Option<bytes::Bytes>],
+) -> Option<datafusion::arrow::array::BinaryArray> {
+    let mut present = images
+        .iter()
+        .enumerate()
+        .filter_map(|(row, image)| image.as_ref().map(|bytes| (row, bytes)));
+    let (row, bytes) = present.next()?;
+    if present.next().is_some() {
+        return None;
+    }
+    let len = i32::try_from(bytes.len()).ok()?;
+    // Rows up to `row` end at 0, the rest at `len`: only `row` has bytes.
+    let offsets: Vec<i32> = (0..=images.len())
+        .map(|i| if i <= row { 0 } else { len })
+        .collect();
+    let nulls = datafusion::arrow::buffer::NullBuffer::from(
+        images.iter().map(Option::is_some).collect::<Vec<bool>>(),
+    );
+    datafusion::arrow::array::BinaryArray::try_new(
+        datafusion::arrow::buffer::OffsetBuffer::new(offsets.into()),
+        datafusion::arrow::buffer::Buffer::from(bytes.clone()),
+        Some(nulls),
+    )
+    .ok()
+}
+
+/// A file or WebDataset member of `size` bytes, more than
+/// `clip.max_image_bytes`: with `is_error` (`clip.on_error = 'error'`) an
+/// error naming it (`what`), otherwise logged and counted in `counter`; the
+/// caller gives it a NULL value.
+pub fn oversized_image(
+    format: &str,
+    what: &str,
+    size: u64,
+    max_image_bytes: usize,
+    is_error: bool,
+    counter: &datafusion::physical_plan::metrics::Count,
+) -> Result<()> {
+    let what =
+        format!("{what} is {size} bytes, more than clip.max_image_bytes = {max_image_bytes}");
+    if is_error {
+        return datafusion::common::exec_err!(
+            "{what} (SET clip.max_image_bytes, up to 1 GiB, to read it; with clip.on_error = \
+             'null' it is a NULL value instead)"
+        );
+    }
+    log::warn!("{format}: {what}: its value is NULL");
+    counter.add(1);
+    Ok(())
+}
+
 /// Rows per batch of an image scan: several forward passes, so decoding of
 /// one pass can overlap the next, bounded by DataFusion's own batch size.
 pub fn scan_batch_rows(state: &dyn Session) -> usize {
@@ -380,6 +445,20 @@ mod tests {
         // Rows cap the first; 50 + 10 fit 60; 200 is alone, being larger.
         assert_eq!(chunks, [vec![10, 10, 10], vec![50, 10], vec![200], vec![5]]);
         assert!(chunks_by_rows_and_bytes(&[] as &[usize], 3, 60, |&s| s).is_empty());
+    }
+
+    #[test]
+    fn one_image_becomes_its_column_without_a_copy() {
+        use datafusion::arrow::array::Array;
+        let image = bytes::Bytes::from(vec![7u8; 10]);
+        let column = single_image_column(&[None, Some(image.clone()), None]).unwrap();
+        assert_eq!(column.len(), 3);
+        assert!(column.is_null(0) && column.is_valid(1) && column.is_null(2));
+        assert_eq!(column.value(1), &image[..]);
+        assert_eq!(column.value_data().as_ptr(), image.as_ptr());
+        let two = [Some(image.clone()), Some(image)];
+        assert!(single_image_column(&two).is_none());
+        assert!(single_image_column(&[None, None]).is_none());
     }
 
     #[test]

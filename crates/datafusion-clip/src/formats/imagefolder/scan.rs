@@ -5,10 +5,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    ArrayRef, BinaryArray, RecordBatch, RecordBatchOptions, StringBuilder,
-};
-use datafusion::arrow::buffer::{Buffer, NullBuffer, OffsetBuffer};
+use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, StringBuilder};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::stats::Precision;
 use datafusion::common::{Result, Statistics, internal_err};
@@ -23,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use super::imagefolder_schema;
 use crate::config::DEFAULT_MAX_IMAGE_BYTES;
 use crate::formats::image_scan::{
-    BATCH_IMAGE_BYTES, ImageScanExec, PartitionScan, ScanSource, binary_column,
-    chunks_by_rows_and_bytes, default_max_image_bytes, exact_rows, partition_group,
+    BATCH_IMAGE_BYTES, ImageScanExec, PartitionScan, ScanSource, chunks_by_rows_and_bytes,
+    default_max_image_bytes, exact_rows, image_column, oversized_image, partition_group,
 };
 use crate::formats::object_stores::stored_path;
 
@@ -198,18 +195,14 @@ impl Reading {
     /// A file larger than `clip.max_image_bytes`: an error naming it, or a
     /// NULL image, logged and counted.
     fn oversized(&self, file: &ImageFile, size: u64) -> Result<Option<bytes::Bytes>> {
-        let what = format!(
-            "image file {} is {size} bytes, more than clip.max_image_bytes = {}",
-            file.path, self.max_image_bytes
-        );
-        if self.oversized_is_error {
-            return Err(DataFusionError::Execution(format!(
-                "{what} (SET clip.max_image_bytes, up to 1 GiB, to read it; with clip.on_error \
-                 = 'null' such files give a NULL image)"
-            )));
-        }
-        log::warn!("IMAGEFOLDER: {what}: its image is NULL");
-        self.oversized.add(1);
+        oversized_image(
+            "IMAGEFOLDER",
+            &format!("image file {}", file.path),
+            size,
+            self.max_image_bytes,
+            self.oversized_is_error,
+            &self.oversized,
+        )?;
         Ok(None)
     }
 }
@@ -256,32 +249,6 @@ async fn read_all(
     .await
 }
 
-/// The image column of a batch with one image (a large file has a batch of
-/// its own), built on the bytes as read, without copying them: a file is
-/// held in memory once, not twice.
-fn single_image_column(images: &[Option<bytes::Bytes>]) -> Option<BinaryArray> {
-    let mut present = images
-        .iter()
-        .enumerate()
-        .filter_map(|(row, image)| image.as_ref().map(|bytes| (row, bytes)));
-    let (row, bytes) = present.next()?;
-    if present.next().is_some() {
-        return None;
-    }
-    let len = i32::try_from(bytes.len()).ok()?;
-    // Rows up to `row` end at 0, the rest at `len`: only `row` has bytes.
-    let offsets: Vec<i32> = (0..=images.len())
-        .map(|i| if i <= row { 0 } else { len })
-        .collect();
-    let nulls = NullBuffer::from(images.iter().map(Option::is_some).collect::<Vec<bool>>());
-    BinaryArray::try_new(
-        OffsetBuffer::new(offsets.into()),
-        Buffer::from(bytes.clone()),
-        Some(nulls),
-    )
-    .ok()
-}
-
 fn build_batch(
     schema: &SchemaRef,
     projection: &[usize],
@@ -307,10 +274,7 @@ fn build_batch(
                 let Some(images) = &images else {
                     return internal_err!("image bytes were not read");
                 };
-                match single_image_column(images) {
-                    Some(column) => Arc::new(column),
-                    None => Arc::new(binary_column(images.iter().map(|i| i.as_deref()))?),
-                }
+                Arc::new(image_column(images)?)
             }
             other => return internal_err!("IMAGEFOLDER has no column {other}"),
         });
@@ -335,20 +299,6 @@ mod tests {
             label: None,
             size: 1,
         }
-    }
-
-    #[test]
-    fn one_image_becomes_its_column_without_a_copy() {
-        use datafusion::arrow::array::Array;
-        let image = bytes::Bytes::from(vec![7u8; 10]);
-        let column = single_image_column(&[None, Some(image.clone()), None]).unwrap();
-        assert_eq!(column.len(), 3);
-        assert!(column.is_null(0) && column.is_valid(1) && column.is_null(2));
-        assert_eq!(column.value(1), &image[..]);
-        assert_eq!(column.value_data().as_ptr(), image.as_ptr());
-        let two = [Some(image.clone()), Some(image)];
-        assert!(single_image_column(&two).is_none());
-        assert!(single_image_column(&[None, None]).is_none());
     }
 
     #[test]

@@ -27,7 +27,7 @@ use super::{extra_column_name, is_fixed_extension, split_member_name, webdataset
 use crate::config::DEFAULT_MAX_IMAGE_BYTES;
 use crate::formats::image_scan::{
     BATCH_IMAGE_BYTES, ImageScanExec, PartitionScan, ScanSource, binary_column,
-    default_max_image_bytes, partition_group,
+    default_max_image_bytes, image_column, oversized_image, partition_group,
 };
 use crate::formats::object_stores::stored_path;
 use clip_model::image::IMAGE_EXTENSIONS;
@@ -258,19 +258,14 @@ impl SampleReader {
                     let shard = &self.shards[index].name;
                     match member.skipped_size {
                         Some(size) if wanted => {
-                            let what = format!(
-                                "member {} of WebDataset shard {shard} is {size} bytes, more \
-                                 than clip.max_image_bytes = {}",
-                                member.name, self.max_image_bytes
-                            );
-                            if self.oversized_is_error {
-                                return Err(DataFusionError::Execution(format!(
-                                    "{what} (SET clip.max_image_bytes, up to 1 GiB, to read it; \
-                                     with clip.on_error = 'null' it gives a NULL value)"
-                                )));
-                            }
-                            log::warn!("WEBDATASET: {what}: its value is NULL");
-                            self.oversized.add(1);
+                            oversized_image(
+                                "WEBDATASET",
+                                &format!("member {} of WebDataset shard {shard}", member.name),
+                                size as u64,
+                                self.max_image_bytes,
+                                self.oversized_is_error,
+                                &self.oversized,
+                            )?;
                             if IMAGE_EXTENSIONS.contains(&ext.as_str()) {
                                 sample.image_skipped = true;
                             }
@@ -343,7 +338,11 @@ impl SampleReader {
                     samples.iter().for_each(|s| b.append_option(s.label));
                     Arc::new(b.finish())
                 }
-                "image" => Arc::new(binary_column(samples.iter().map(|s| s.image.as_deref()))?),
+                "image" => {
+                    let images: Vec<Option<Bytes>> =
+                        samples.iter().map(|s| s.image.clone()).collect();
+                    Arc::new(image_column(&images)?)
+                }
                 name => {
                     let Some(ext) = self.extras.iter().find(|e| extra_column_name(e) == name)
                     else {
