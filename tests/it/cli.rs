@@ -265,3 +265,105 @@ fn image_table_options_work_in_commands_files_and_the_shell() {
         stderr(&out)
     );
 }
+
+/// Ctrl-C in the shell stops the statement that is running (its CLIP work
+/// included) and the prompt comes back; `\q` then exits at once.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_the_running_statement_and_the_shell_still_exits() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::time::{Duration, Instant};
+
+    let files: Vec<(String, Vec<u8>)> = (0..400)
+        .map(|i| (format!("c/{i:03}.png"), png_bytes(24 + i % 9, 30, i)))
+        .collect();
+    let files: Vec<(&str, Vec<u8>)> = files.iter().map(|(p, b)| (p.as_str(), b.clone())).collect();
+    let dir = folder(&files);
+    let m = tiny_model();
+    let mut shell = std::process::Command::new(env!("CARGO_BIN_EXE_clip-sql"))
+        .current_dir(dir.path())
+        .args(["-q", "--format", "csv"])
+        .env("HF_HUB_OFFLINE", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = {
+        let (sender, lines) = std::sync::mpsc::channel::<String>();
+        let stdout = BufReader::new(shell.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        lines
+    };
+    let mut seen = Vec::new();
+    let mut wait_for = |what: &str, mut act: Box<dyn FnMut()>| {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            match lines.recv_timeout(Duration::from_millis(20)) {
+                Ok(line) => {
+                    let found = line.contains(what);
+                    seen.push(line);
+                    if found {
+                        return;
+                    }
+                }
+                Err(_) => assert!(Instant::now() < deadline, "no '{what}' in {seen:?}"),
+            }
+            act();
+        }
+    };
+    let mut stdin = shell.stdin.take().unwrap();
+    // A first CLIP statement: the shell now handles SIGINT itself (before,
+    // the signal's default would end the process) and the model is loaded.
+    writeln!(
+        stdin,
+        "SELECT cardinality(clip_embed_text('{m}', 'warm up')) AS warmed;"
+    )
+    .unwrap();
+    wait_for("warmed", Box::new(|| {}));
+    let root = dir.path().display();
+    writeln!(
+        stdin,
+        "SET clip.batch_size = 1; \
+         CREATE EXTERNAL TABLE t STORED AS IMAGEFOLDER LOCATION '{root}/'; \
+         SELECT count(clip_embed_image('{m}', image)) AS embedded FROM t;"
+    )
+    .unwrap();
+    // Interrupt until the shell says it stopped the statement: a signal
+    // that lands before the statement starts is not an interruption of it.
+    let pid = shell.id().to_string();
+    wait_for(
+        "^C",
+        Box::new(move || {
+            let sent = std::process::Command::new("kill")
+                .args(["-INT", &pid])
+                .status()
+                .unwrap();
+            assert!(sent.success());
+        }),
+    );
+    writeln!(stdin, "\\q").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = shell.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the shell did not exit after \\q"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+    let rest: Vec<String> = lines.try_iter().collect();
+    assert!(
+        !seen.iter().chain(&rest).any(|line| line == "400"),
+        "the statement ran to its end: {seen:?} {rest:?}"
+    );
+}

@@ -23,6 +23,7 @@ mod fidelity_tokenizer;
 mod hub_download;
 mod imagefolder;
 mod model_reference;
+mod query_cancel;
 mod reliability;
 mod resnet_models;
 mod sql_files;

@@ -293,7 +293,8 @@ async fn clip_models_lists_the_registry() {
     let ctx = context();
     let text = query_text(
         &ctx,
-        "SELECT name, family, embed_dim, image_size, weights, supported FROM clip_models()",
+        "SELECT name, family, embed_dim, image_size, round(parameters / 1e6, 2), weights, supported \
+         FROM clip_models()",
     )
     .await;
     let rows = table_rows(&text);
@@ -304,6 +305,7 @@ async fn clip_models_lists_the_registry() {
             "ViT",
             "512",
             "224",
+            "151.28",
             "hf:openai/clip-vit-base-patch32",
             "true",
         ],
@@ -312,6 +314,7 @@ async fn clip_models_lists_the_registry() {
             "ViT",
             "768",
             "336",
+            "427.94",
             "hf:openai/clip-vit-large-patch14-336",
             "true",
         ],
@@ -320,6 +323,7 @@ async fn clip_models_lists_the_registry() {
             "ResNet",
             "1024",
             "224",
+            "102.01",
             "hf:timm/resnet50_clip.openai",
             "true",
         ],

@@ -1,22 +1,26 @@
-//! Many queries at once on one model, and cancelling work in progress.
-//! Both read process-wide state (the model cache's load count, the images
-//! encoded; cancelling stops every CLIP call in the process), so they live
-//! in a test binary of their own, away from `it/`, and run one at a time.
+//! Many queries at once on one model, and stopping work in progress: a
+//! dropped query stops its own work, `cancel_running_work` everyone's.
+//! They read process-wide state (the model cache's load count, the images
+//! encoded, a model's pass count), so they live in a test binary of their
+//! own, away from `it/`, and run one at a time.
 
 #[path = "../common.rs"]
 mod common;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use clip_model::ClipConfig;
-use clip_model::checkpoint::write_random_model;
+use clip_model::checkpoint::{ModelRef, write_random_model};
 use common::*;
 use datafusion::arrow::array::{BinaryArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
+use datafusion_clip::ClipOptions;
 use datafusion_clip::engine::model_cache::load_count;
-use datafusion_clip::engine::{cancel_running_work, progress};
+use datafusion_clip::engine::worker::ModelWorker;
+use datafusion_clip::engine::{cancel_running_work, get_or_load, progress};
 use tokio::sync::Mutex;
 
 /// The tests below must not overlap: each reads global counters.
@@ -24,6 +28,11 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
 /// `imgs(image)` with `n` images in one batch (one function call for all).
 fn register_images(ctx: &SessionContext, n: u32) {
+    register_images_as(ctx, "imgs", n);
+}
+
+/// `name(image)` with `n` images in one batch.
+fn register_images_as(ctx: &SessionContext, name: &str, n: u32) {
     let schema = Arc::new(Schema::new(vec![Field::new(
         "image",
         DataType::Binary,
@@ -32,7 +41,7 @@ fn register_images(ctx: &SessionContext, n: u32) {
     let images = BinaryArray::from_iter_values((0..n).map(|i| png_bytes(24 + i % 9, 30, i)));
     let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(images)]).unwrap();
     ctx.register_table(
-        "imgs",
+        name,
         Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap()),
     )
     .unwrap();
@@ -120,4 +129,100 @@ async fn cancelling_stops_work_in_progress_and_the_model_stays_usable() {
     )
     .await;
     assert_eq!(table_rows(&text)[0][0], total.to_string());
+}
+
+/// A tiny model of its own (so its passes can be counted apart from any
+/// other query's), loaded, and the thread it runs on.
+fn own_model(seed: u64) -> (tempfile::TempDir, String, Arc<ModelWorker>) {
+    let dir = tempfile::tempdir().unwrap();
+    write_random_model(dir.path(), &ClipConfig::tiny(), seed).unwrap();
+    let name = dir.path().display().to_string();
+    let loaded = get_or_load(&ModelRef::parse(&name).unwrap(), &ClipOptions::default()).unwrap();
+    (dir, name, Arc::clone(&loaded.worker))
+}
+
+/// Wait (polling, without sleeping) until `done`, failing after a minute.
+async fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Query A (400 images, one per forward pass, on model A) and query B
+/// (400 images on model B) run together; A is dropped mid-run, as a
+/// service drops the query of a client that went away. A's passes stop
+/// within one forward pass; B finishes with the figures it has alone.
+async fn dropping_one_query_leaves_the_other(ctx_a: SessionContext, ctx_b: SessionContext) {
+    let total = 400;
+    register_images_as(&ctx_a, "imgs_a", total);
+    register_images_as(&ctx_b, "imgs_b", total);
+    for ctx in [&ctx_a, &ctx_b] {
+        query(ctx, "SET clip.batch_size = 1").await.unwrap();
+    }
+    let (_dir_a, model_a, worker_a) = own_model(21);
+    let (_dir_b, model_b, worker_b) = own_model(22);
+    let sql_a = format!("SELECT clip_embed_image('{model_a}', image) AS e FROM imgs_a");
+    let sql_b = format!(
+        "SELECT clip_zero_shot('{model_b}', image, ['cat', 'dog', 'bird'])['label'] AS l FROM imgs_b"
+    );
+    let alone = query_text(&ctx_b, &sql_b).await;
+
+    let (a_start, b_start) = (worker_a.image_passes(), worker_b.image_passes());
+    let a = {
+        let ctx = ctx_a.clone();
+        tokio::spawn(async move { query(&ctx, &sql_a).await })
+    };
+    let b = {
+        let ctx = ctx_b.clone();
+        tokio::spawn(async move { query_text(&ctx, &sql_b).await })
+    };
+    wait_until("both queries are under way", || {
+        worker_a.image_passes() >= a_start + 2 && worker_b.image_passes() > b_start
+    })
+    .await;
+    a.abort();
+    assert!(a.await.unwrap_err().is_cancelled(), "A was dropped");
+    let at_drop = worker_a.image_passes();
+    wait_until("A's CLIP call has returned", || {
+        worker_a.image_callers() == 0
+    })
+    .await;
+    let after = worker_a.image_passes();
+    assert!(
+        after <= at_drop + 1,
+        "A ran {} forward passes after it was dropped",
+        after - at_drop
+    );
+    assert!(
+        after - a_start < total as usize,
+        "A ran all {total} passes: it was not stopped"
+    );
+
+    assert_eq!(
+        b.await.unwrap(),
+        alone,
+        "B's figures are those it has alone"
+    );
+    // A's session and model still work.
+    let count = query_text(
+        &ctx_a,
+        &format!("SELECT count(clip_embed_image('{model_a}', image)) AS n FROM imgs_a"),
+    )
+    .await;
+    assert_eq!(table_rows(&count)[0][0], total.to_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dropping_a_query_stops_its_work_not_the_other_queries_of_its_session() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let ctx = context();
+    dropping_one_query_leaves_the_other(ctx.clone(), ctx).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dropping_a_query_stops_its_work_not_another_sessions() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    dropping_one_query_leaves_the_other(context(), context()).await;
 }

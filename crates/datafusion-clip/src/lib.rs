@@ -26,7 +26,8 @@
 //! work for models loaded once per process and runs them on their own
 //! threads; the model itself is the `clip-model` crate, tensors only; the
 //! function writes the result column. [`config`] holds the `clip.*`
-//! settings every layer reads.
+//! settings every layer reads; [`query_cancel`] rewrites plans that call a
+//! model so that a dropped query stops its own work.
 //!
 //! Default features build only that. `cloud` adds s3://, gs:// and az://
 //! locations, `ballista` the [`distributed`] module, `cuda` the GPU.
@@ -42,8 +43,12 @@ pub mod engine;
 pub mod error;
 pub mod formats;
 pub mod functions;
+pub mod query_cancel;
+
+use std::sync::Arc;
 
 use datafusion::error::Result;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 pub use config::ClipOptions;
@@ -53,8 +58,19 @@ pub use clip_model;
 
 /// Add the CLIP functions, `clip_models()`, the `IMAGEFOLDER`, `WEBDATASET` and `CIFAR` table formats
 /// and the `clip.*` settings to `ctx`. Settings already present (for
-/// example from [`session_config`]) are kept.
+/// example from [`session_config`]) are kept. Also appends the physical
+/// optimizer rule of [`query_cancel`], so that dropping a query stops its
+/// CLIP work.
 pub fn register(ctx: &SessionContext) -> Result<()> {
+    register_functions_and_formats(ctx)?;
+    install_query_cancel(ctx);
+    Ok(())
+}
+
+/// [`register`] without the plan rewrite of [`query_cancel`]: for a
+/// Ballista scheduler, whose plans travel to executors as DataFusion's and
+/// our scans' encodings only.
+pub(crate) fn register_functions_and_formats(ctx: &SessionContext) -> Result<()> {
     let options = {
         let state = ctx.state_ref();
         let mut state = state.write();
@@ -67,6 +83,22 @@ pub fn register(ctx: &SessionContext) -> Result<()> {
     functions::register_functions(ctx, &options);
     formats::register_table_formats(ctx);
     Ok(())
+}
+
+/// Append [`query_cancel::CancelDroppedQueries`] to `ctx`'s physical
+/// optimizer rules, once.
+fn install_query_cancel(ctx: &SessionContext) {
+    let state = ctx.state_ref();
+    let mut state = state.write();
+    let installed = state
+        .physical_optimizers()
+        .iter()
+        .any(|rule| rule.name() == query_cancel::CancelDroppedQueries::NAME);
+    if !installed {
+        *state = SessionStateBuilder::new_from_existing(state.clone())
+            .with_physical_optimizer_rule(Arc::new(query_cancel::CancelDroppedQueries))
+            .build();
+    }
 }
 
 /// A `SessionConfig` carrying the `clip.*` settings with their defaults,

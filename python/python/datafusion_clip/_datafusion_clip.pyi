@@ -31,7 +31,7 @@ class AggregateFunction:
     def __datafusion_aggregate_udf__(self) -> object: ...
 
 class TableFunction:
-    """``clip_models()``: name, family, embed_dim, image_size, weights, cached, supported."""
+    """``clip_models()``: name, family, embed_dim, image_size, parameters, weights, cached, supported."""
     def __datafusion_table_function__(self, session: Any) -> object: ...
 
 class TableFactory:

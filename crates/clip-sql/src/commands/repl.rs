@@ -71,8 +71,11 @@ pub async fn run_repl(
                         }
                     }
                     _ = tokio::signal::ctrl_c() => {
-                        // The statement's future is dropped here; CLIP work
-                        // already handed to the model stops at its next pass.
+                        // Dropping the statement's future stops its CLIP work
+                        // before the next forward pass (query_cancel). The
+                        // shell runs one statement at a time, so the
+                        // process-wide stop also catches calls that rewrite
+                        // cannot mark, and stops nobody else's work.
                         datafusion_clip::engine::cancel_running_work();
                         println!("^C");
                     }

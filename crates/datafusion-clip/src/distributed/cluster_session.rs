@@ -68,7 +68,7 @@ pub fn cluster_config(config: SessionConfig) -> SessionConfig {
 pub fn cluster_state(config: SessionConfig) -> Result<SessionState> {
     let state = ballista_core::utils::default_session_builder(cluster_config(config))?;
     let ctx = SessionContext::new_with_state(state);
-    crate::register(&ctx)?;
+    crate::register_functions_and_formats(&ctx)?;
     Ok(ctx.state())
 }
 

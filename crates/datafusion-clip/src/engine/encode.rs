@@ -93,9 +93,10 @@ fn embed_images_blocking(
         let pending = if rows.is_empty() {
             None
         } else {
-            let job = model
-                .worker
-                .submit_images(rgb, rows.len(), size, batch_size, cancel)?;
+            let job =
+                model
+                    .worker
+                    .submit_images(rgb, rows.len(), size, batch_size, cancel.clone())?;
             Some((rows, job))
         };
         // This chunk is queued; collect the previous one, whose pass ran
@@ -167,6 +168,7 @@ pub fn embed_texts(
             cancel.check()?;
             let batch: Vec<Tokens> = chunk.iter().map(|&i| tokens[i].clone()).collect();
             let device = model.device.clone();
+            let cancel = cancel.clone();
             let values = model.worker.run(move |clip| -> PassResult {
                 cancel.check()?;
                 let run = || embeddings_to_host(&clip.encode_text(&batch, &device)?);

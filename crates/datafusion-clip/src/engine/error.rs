@@ -43,6 +43,11 @@ pub enum EngineError {
     #[error("cancelled: CLIP work was interrupted (Ctrl-C or cancel_running_work)")]
     Cancelled,
 
+    /// The call's query was dropped before it finished (see
+    /// [`super::cancel::QueryCancel`]).
+    #[error("cancelled: the query this CLIP work was for was dropped")]
+    QueryDropped,
+
     /// The model's thread is gone (the process is shutting down, or it
     /// panicked).
     #[error("the model thread of {model} {what}")]
@@ -82,6 +87,6 @@ pub enum EngineError {
 impl EngineError {
     /// Whether the call failed because it was cancelled.
     pub fn is_cancelled(&self) -> bool {
-        matches!(self, EngineError::Cancelled)
+        matches!(self, EngineError::Cancelled | EngineError::QueryDropped)
     }
 }

@@ -12,7 +12,7 @@ pub mod progress;
 pub mod stage_clock;
 pub mod worker;
 
-pub use cancel::cancel_running_work;
+pub use cancel::{QueryCancel, cancel_running_work};
 pub use classifier::{Classifier, Prediction};
 pub use error::EngineError;
 pub use model_cache::{LoadedModel, get_or_load};

@@ -8,7 +8,10 @@
 //!   `CREATE TABLE … AS SELECT` and `clip_models()` make).
 //! - [`ClipPhysicalCodec`]: the scans of our tables (`ImageFolderExec`,
 //!   `WebDatasetExec`, `CifarExec`) in a physical plan, with the exact
-//!   partitioning the planner chose.
+//!   partitioning the planner chose, and the nodes `crate::query_cancel`
+//!   adds: a plan with its root arrives with them rebuilt (a token of its
+//!   own on the receiving side); a piece of a plan without its root (a
+//!   stage) arrives without them.
 //!
 //! Each wraps an inner codec that gets everything that is not ours:
 //! DataFusion's default for plans run in one process, Ballista's own
@@ -53,6 +56,7 @@ use super::imagefolder::scan::{ImageFolderExec, ImageFolderScan};
 use super::imagefolder::{ImageFolderTable, ImageFolderTableParts};
 use super::webdataset::scan::{WebDatasetExec, WebDatasetScan};
 use super::webdataset::{WebDatasetTable, WebDatasetTableParts};
+use crate::query_cancel::{CancelDroppedQueries, ClipCancelOnDropExec, ClipQueryScopeExec};
 
 /// A table provider of ours, as it travels.
 #[derive(Debug, Serialize, Deserialize)]
@@ -91,6 +95,9 @@ pub const TAG: &[u8] = b"datafusion-clip/1 ";
 /// What follows [`TAG`]: one of ours as JSON, or an in-memory table.
 const KIND_JSON: u8 = b'J';
 const KIND_MEMORY_TABLE: u8 = b'M';
+/// `ClipCancelOnDropExec` and `ClipQueryScopeExec`: no payload.
+const KIND_CANCEL_ON_DROP: u8 = b'C';
+const KIND_QUERY_SCOPE: u8 = b'S';
 
 fn start(buf: &mut Vec<u8>, kind: u8) {
     buf.extend_from_slice(TAG);
@@ -310,6 +317,15 @@ impl PhysicalExtensionCodec for ClipPhysicalCodec {
         let payload = match ours(buf) {
             None => return self.inner.try_decode(buf, inputs, ctx, proto_converter),
             Some((KIND_JSON, payload)) => payload,
+            Some((KIND_QUERY_SCOPE | KIND_CANCEL_ON_DROP, _)) if inputs.len() != 1 => {
+                return not_impl_err!("a query-cancel node has one input, got {}", inputs.len());
+            }
+            // Scopes are rebuilt with their root, which shares one token
+            // between them; without the root there is nothing to share.
+            Some((KIND_QUERY_SCOPE, _)) => return Ok(Arc::clone(&inputs[0])),
+            Some((KIND_CANCEL_ON_DROP, _)) => {
+                return CancelDroppedQueries::rewrite(Arc::clone(&inputs[0]));
+            }
             Some((kind, _)) => {
                 return Err(internal_datafusion_err!(
                     "unknown datafusion-clip plan encoding {kind:#04x}"
@@ -340,6 +356,12 @@ impl PhysicalExtensionCodec for ClipPhysicalCodec {
             EncodedScan::WebDataset(e.to_parts())
         } else if let Some(e) = any.downcast_ref::<CifarExec>() {
             EncodedScan::Cifar(e.to_parts())
+        } else if any.is::<ClipQueryScopeExec>() {
+            start(buf, KIND_QUERY_SCOPE);
+            return Ok(());
+        } else if any.is::<ClipCancelOnDropExec>() {
+            start(buf, KIND_CANCEL_ON_DROP);
+            return Ok(());
         } else {
             return self.inner.try_encode(node, buf, proto_converter);
         };

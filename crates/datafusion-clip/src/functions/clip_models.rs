@@ -1,11 +1,14 @@
 //! `clip_models()`: a table of the models the registry knows — name,
-//! family, embedding width, input size, where the weights come from,
+//! family, embedding width, input size, parameter count (counted from the
+//! architecture, equal to open_clip's published counts), where the weights come from,
 //! whether they are in the local Hugging Face cache, and whether this build
 //! can run them (every model the registry lists, today).
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, BooleanArray, Int32Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Int32Array, Int64Array, RecordBatch, StringArray,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::{Result, plan_err};
@@ -25,6 +28,7 @@ fn schema() -> SchemaRef {
         Field::new("family", DataType::Utf8, false),
         Field::new("embed_dim", DataType::Int32, false),
         Field::new("image_size", DataType::Int32, false),
+        Field::new("parameters", DataType::Int64, false),
         Field::new("weights", DataType::Utf8, false),
         Field::new("cached", DataType::Boolean, false),
         Field::new("supported", DataType::Boolean, false),
@@ -48,6 +52,9 @@ impl TableFunctionImpl for ClipModelsFunction {
             )),
             Arc::new(Int32Array::from_iter_values(
                 models.iter().map(|m| m.image_size() as i32),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                models.iter().map(|m| m.parameter_count() as i64),
             )),
             Arc::new(StringArray::from_iter_values(
                 models.iter().map(|m| format!("hf:{}", m.hub_repo)),

@@ -21,6 +21,15 @@ use datafusion::prelude::SessionContext;
 
 use crate::config::ClipOptions;
 
+/// The functions that run a model: a call can take seconds to minutes, so
+/// a dropped query stops them (`crate::query_cancel`).
+pub const MODEL_FUNCTIONS: &[&str] = &[
+    "clip_embed_image",
+    "clip_embed_text",
+    "clip_zero_shot",
+    "clip_zero_shot_probs",
+];
+
 /// Every CLIP scalar function, configured with `options`.
 pub fn scalar_functions(options: &ClipOptions) -> Vec<ScalarUDF> {
     vec![
@@ -46,4 +55,20 @@ pub fn register_functions(ctx: &SessionContext, options: &ClipOptions) {
         weighted_avg_list::WeightedAvgList::new(),
     ));
     ctx.register_udtf("clip_models", Arc::new(clip_models::ClipModelsFunction));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_functions_are_registered_functions() {
+        let names: Vec<String> = scalar_functions(&ClipOptions::default())
+            .iter()
+            .map(|f| f.name().to_string())
+            .collect();
+        for name in MODEL_FUNCTIONS {
+            assert!(names.iter().any(|n| n == name), "{name} is not a function");
+        }
+    }
 }

@@ -1,0 +1,431 @@
+//! Dropping a query stops its own CLIP work within one forward pass, and
+//! nobody else's.
+//!
+//! A CLIP function call is synchronous: it runs inside the poll of the
+//! plan node that evaluates it, on a tokio task, for as long as its images
+//! take. A service that drops a query (a client disconnected) aborts that
+//! query's tasks, but an abort only takes effect when the task's poll
+//! returns, so without help the call runs on to its end.
+//! [`CancelDroppedQueries`], a physical optimizer rule that [`crate::register`]
+//! installs, rewrites every plan that calls a model:
+//!
+//! - each node that evaluates a model function (`clip_embed_image`,
+//!   `clip_embed_text`, `clip_zero_shot`, `clip_zero_shot_probs`, anywhere
+//!   in its expressions: projection, filter, aggregate input, sort key, join
+//!   condition) is wrapped in a [`ClipQueryScopeExec`], whose stream marks
+//!   the calls made while it is polled as this query's
+//!   ([`QueryCancel::enter`]);
+//! - the root is wrapped in a [`ClipCancelOnDropExec`], which runs each
+//!   output partition on a task of its own, so the consumer's side never
+//!   blocks in a call and can always be dropped at once; when the last of
+//!   its output streams is dropped and one of them unfinished, the query's
+//!   token is cancelled and its calls stop before their next forward pass.
+//!
+//! Why not DataFusion's `AsyncScalarUDFImpl`, whose future would be
+//! dropped with the stream: in DataFusion 55 the planner takes async
+//! functions only in projections, filters and aggregate inputs (not in
+//! `ORDER BY` keys, as in the README's text search, nor in join
+//! conditions), calls with literal arguments are no longer folded to constants,
+//! and the FFI that carries the functions into datafusion-python has no
+//! async functions. The rewrite keeps every function synchronous and works
+//! wherever one can appear.
+//!
+//! Not covered: plans that skip this session's physical optimizer (a
+//! datafusion-python session through the FFI, a Ballista executor, whose
+//! scheduler plans without it), and a call made on a task the node itself
+//! spawns. [`crate::engine::cancel_running_work`] still stops those.
+
+use std::any::Any;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Result, internal_err};
+use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
+};
+use futures::{Stream, StreamExt};
+
+use crate::engine::cancel::QueryCancel;
+use crate::functions::MODEL_FUNCTIONS;
+
+/// The physical optimizer rule; see the module documentation.
+#[derive(Debug, Default)]
+pub struct CancelDroppedQueries;
+
+impl CancelDroppedQueries {
+    pub const NAME: &'static str = "clip_cancel_dropped_queries";
+}
+
+impl PhysicalOptimizerRule for CancelDroppedQueries {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        Self::rewrite(plan)
+    }
+
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+impl CancelDroppedQueries {
+    /// `plan` with its model-evaluating nodes scoped and its root
+    /// cancelling on drop; unchanged when it calls no model or already is.
+    pub fn rewrite(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+        let already_rewritten = (plan.as_ref() as &dyn Any).is::<ClipCancelOnDropExec>();
+        if already_rewritten || !calls_a_model(&plan)? {
+            return Ok(plan);
+        }
+        let query = Arc::new(QueryState::default());
+        let scoped = plan
+            .transform_up(|node| {
+                if evaluates_a_model_function(node.as_ref())? {
+                    let scope = ClipQueryScopeExec::new(node, Arc::clone(&query));
+                    Ok(Transformed::yes(Arc::new(scope) as Arc<dyn ExecutionPlan>))
+                } else {
+                    Ok(Transformed::no(node))
+                }
+            })?
+            .data;
+        Ok(Arc::new(ClipCancelOnDropExec::new(scoped, query)))
+    }
+}
+
+/// Whether any node of `plan` evaluates a model function.
+fn calls_a_model(plan: &Arc<dyn ExecutionPlan>) -> Result<bool> {
+    let mut found = false;
+    plan.apply(|node| {
+        found = evaluates_a_model_function(node.as_ref())?;
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    })?;
+    Ok(found)
+}
+
+/// Whether `node`'s own expressions (not its children's) call a model.
+fn evaluates_a_model_function(node: &dyn ExecutionPlan) -> Result<bool> {
+    let mut found = false;
+    node.apply_expressions(&mut |root| {
+        root.apply(|expr| {
+            found = is_model_call(expr);
+            Ok(if found {
+                TreeNodeRecursion::Stop
+            } else {
+                TreeNodeRecursion::Continue
+            })
+        })
+    })?;
+    Ok(found)
+}
+
+fn is_model_call(expr: &Arc<dyn PhysicalExpr>) -> bool {
+    (expr.as_ref() as &dyn Any)
+        .downcast_ref::<ScalarFunctionExpr>()
+        .is_some_and(|call| MODEL_FUNCTIONS.contains(&call.name()))
+}
+
+/// What the scope nodes and the root of one plan share.
+#[derive(Debug, Default)]
+struct QueryState {
+    outputs: Mutex<Outputs>,
+}
+
+#[derive(Debug, Default)]
+struct Outputs {
+    /// The token of the current execution of the plan.
+    cancel: QueryCancel,
+    /// Output streams handed out and not yet dropped.
+    live: usize,
+    /// Whether one of them was dropped before its end.
+    abandoned: bool,
+}
+
+impl QueryState {
+    fn outputs(&self) -> std::sync::MutexGuard<'_, Outputs> {
+        // The guarded state stays consistent at every step: a panic while
+        // holding it leaves nothing half-done.
+        self.outputs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn current(&self) -> QueryCancel {
+        self.outputs().cancel.clone()
+    }
+
+    /// An output stream starts; a plan executed again after it was
+    /// cancelled gets a fresh token.
+    fn output_opened(&self) {
+        let mut outputs = self.outputs();
+        if outputs.live == 0 && outputs.cancel.is_cancelled() {
+            outputs.cancel = QueryCancel::new();
+            outputs.abandoned = false;
+        }
+        outputs.live += 1;
+    }
+
+    fn output_dropped(&self, finished: bool) {
+        let mut outputs = self.outputs();
+        outputs.live = outputs.live.saturating_sub(1);
+        outputs.abandoned |= !finished;
+        if outputs.live == 0 && outputs.abandoned {
+            outputs.cancel.cancel();
+        }
+    }
+}
+
+/// Wraps a node that evaluates model functions: CLIP calls made while its
+/// output is polled belong to this query.
+#[derive(Debug)]
+pub struct ClipQueryScopeExec {
+    input: Arc<dyn ExecutionPlan>,
+    query: Arc<QueryState>,
+}
+
+impl ClipQueryScopeExec {
+    fn new(input: Arc<dyn ExecutionPlan>, query: Arc<QueryState>) -> Self {
+        Self { input, query }
+    }
+}
+
+impl DisplayAs for ClipQueryScopeExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "ClipQueryScopeExec")
+    }
+}
+
+impl ExecutionPlan for ClipQueryScopeExec {
+    fn name(&self) -> &str {
+        "ClipQueryScopeExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        self.input.properties()
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![true]
+    }
+
+    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
+        vec![false]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let input = only_child(children, "ClipQueryScopeExec")?;
+        Ok(Arc::new(Self::new(input, Arc::clone(&self.query))))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let input = {
+            let _scope = self.query.current().enter();
+            self.input.execute(partition, context)?
+        };
+        Ok(Box::pin(ScopedStream {
+            input,
+            query: Arc::clone(&self.query),
+        }))
+    }
+}
+
+struct ScopedStream {
+    input: SendableRecordBatchStream,
+    query: Arc<QueryState>,
+}
+
+impl Stream for ScopedStream {
+    type Item = Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let _scope = self.query.current().enter();
+        self.input.poll_next_unpin(cx)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.input.size_hint()
+    }
+}
+
+impl RecordBatchStream for ScopedStream {
+    fn schema(&self) -> SchemaRef {
+        self.input.schema()
+    }
+}
+
+/// The root of a plan that calls a model: each output partition runs on a
+/// task of its own, and dropping the outputs unfinished cancels the
+/// query's CLIP work.
+#[derive(Debug)]
+pub struct ClipCancelOnDropExec {
+    input: Arc<dyn ExecutionPlan>,
+    query: Arc<QueryState>,
+}
+
+impl ClipCancelOnDropExec {
+    fn new(input: Arc<dyn ExecutionPlan>, query: Arc<QueryState>) -> Self {
+        Self { input, query }
+    }
+}
+
+impl DisplayAs for ClipCancelOnDropExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "ClipCancelOnDropExec")
+    }
+}
+
+impl ExecutionPlan for ClipCancelOnDropExec {
+    fn name(&self) -> &str {
+        "ClipCancelOnDropExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        self.input.properties()
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![true]
+    }
+
+    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
+        vec![false]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let input = only_child(children, "ClipCancelOnDropExec")?;
+        Ok(Arc::new(Self::new(input, Arc::clone(&self.query))))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        if partition >= self.input.output_partitioning().partition_count() {
+            return internal_err!("ClipCancelOnDropExec has no partition {partition}");
+        }
+        self.query.output_opened();
+        let output = OpenOutput {
+            query: Arc::clone(&self.query),
+            finished: false,
+        };
+        // The input runs on its own task: the consumer only waits on a
+        // channel, so dropping it takes effect at once even while a CLIP
+        // call blocks the input's thread. The task is aborted with the
+        // stream.
+        let mut builder = RecordBatchReceiverStreamBuilder::new(self.schema(), 2);
+        let sender = builder.tx();
+        let input = Arc::clone(&self.input);
+        builder.spawn(async move {
+            let mut stream = input.execute(partition, context)?;
+            while let Some(batch) = stream.next().await {
+                if sender.send(batch).await.is_err() {
+                    break; // the output was dropped
+                }
+            }
+            Ok(())
+        });
+        Ok(Box::pin(OutputStream {
+            input: builder.build(),
+            output,
+        }))
+    }
+}
+
+/// An output stream of [`ClipCancelOnDropExec`]; on drop it tells the
+/// query whether it had reached its end.
+struct OpenOutput {
+    query: Arc<QueryState>,
+    finished: bool,
+}
+
+impl Drop for OpenOutput {
+    fn drop(&mut self) {
+        self.query.output_dropped(self.finished);
+    }
+}
+
+struct OutputStream {
+    input: SendableRecordBatchStream,
+    output: OpenOutput,
+}
+
+impl Stream for OutputStream {
+    type Item = Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let next = self.input.poll_next_unpin(cx);
+        if let Poll::Ready(None) = next {
+            self.output.finished = true;
+        }
+        next
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.input.size_hint()
+    }
+}
+
+impl RecordBatchStream for OutputStream {
+    fn schema(&self) -> SchemaRef {
+        self.input.schema()
+    }
+}
+
+fn only_child(
+    mut children: Vec<Arc<dyn ExecutionPlan>>,
+    node: &str,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    match (children.pop(), children.is_empty()) {
+        (Some(child), true) => Ok(child),
+        _ => internal_err!("{node} takes exactly one child"),
+    }
+}
