@@ -22,7 +22,8 @@ use std::path::Path;
 
 use image::{DynamicImage, ImageBuffer, ImageFormat, Luma, Rgb, Rgba};
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+// The repository's fixtures: this example belongs to crates/clip-model.
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures");
 
 fn main() {
     let Some(dir) = std::env::args().nth(1) else {

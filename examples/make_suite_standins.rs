@@ -22,7 +22,8 @@ use std::path::Path;
 
 use image::{ImageBuffer, ImageFormat, Rgb};
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+// The repository root: this example belongs to crates/clip-sql.
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 const SHARD_SIZE: usize = 100;
 
 fn main() {

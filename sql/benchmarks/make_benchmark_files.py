@@ -168,6 +168,22 @@ ORDER BY acc1 DESC, r.region;
 """
 
 
+# The article's task groups, by dataset (its pie chart of 15 datasets in
+# groups; the catalogue's extra datasets join the group they belong to).
+TASKS = {
+    "cifar10": "general objects", "cifar100": "general objects",
+    "imagenet1k": "general objects", "food101": "general objects",
+    "stl10": "general objects",
+    "cars": "fine-grained", "fgvc_aircraft": "fine-grained",
+    "birdsnap": "fine-grained", "pets": "fine-grained",
+    "sun397": "scenes",
+    "country211": "geolocation",
+    "renderedsst2": "text and sentiment", "mnist": "text and sentiment",
+    "fer2013": "faces and expressions",
+    "dtd": "textures",
+    "eurosat": "remote sensing", "resisc45": "remote sensing",
+}
+
 MODELS = ["RN50", "RN101", "ViT-B/32", "ViT-L/14", "ViT-L/14@336px"]
 
 
@@ -222,10 +238,11 @@ def write_catalogue():
     """sql/benchmarks/datasets.csv: what `clip-sql suite` runs."""
     with open(os.path.join(HERE, "datasets.csv"), "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
-        w.writerow(["dataset", "name", "clip_benchmark", "has_default_data", "test_images"])
+        w.writerow(["dataset", "name", "clip_benchmark", "has_default_data", "test_images",
+                    "task"])
         for slug, name, mirror, count, _ in DATASETS:
             w.writerow([slug, name, clip_benchmark_name(slug, mirror),
-                        "true" if mirror else "false", count])
+                        "true" if mirror else "false", count, TASKS[slug]])
 
 
 if __name__ == "__main__":

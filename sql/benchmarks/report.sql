@@ -7,6 +7,10 @@
 --   clip-sql -f sql/benchmarks/report.sql --param results=results
 --            [--param ensemble='ViT-L/14=0.4,ViT-B/32=0.3,RN50=0.3']
 --            [--param sqldata=<path to sql/data>]
+--            [--param benchmarks=<path to sql/benchmarks>]
+--
+-- (`clip-sql report --results results` runs it too, and rebuilds the
+-- matrix, charts, CLIP_benchmark JSON and report.html from its tables.)
 --
 -- Reads    ${results}/predictions/*.parquet   (model, dataset, split, key,
 --            label, label_index, predicted, predicted_label, top5,
@@ -25,6 +29,13 @@ LOCATION '${results:-results}/probabilities/';
 
 CREATE EXTERNAL TABLE published_accuracy (model VARCHAR, dataset VARCHAR, acc1 DOUBLE)
 STORED AS CSV LOCATION '${sqldata:-sql/data}/published_accuracy.csv'
+OPTIONS ('format.has_header' 'true');
+
+-- The dataset catalogue: display name and task group of each dataset.
+CREATE EXTERNAL TABLE datasets
+  (dataset VARCHAR, name VARCHAR, clip_benchmark VARCHAR, has_default_data VARCHAR,
+   test_images VARCHAR, task VARCHAR)
+STORED AS CSV LOCATION '${benchmarks:-sql/benchmarks}/datasets.csv'
 OPTIONS ('format.has_header' 'true');
 
 CREATE EXTERNAL TABLE country211_regions
@@ -62,18 +73,22 @@ JOIN (
 ) AS r ON a.model = r.model AND a.dataset = r.dataset;
 
 -- Accuracy by model and dataset (percent), next to published_acc1: OpenAI's
--- weights as CLIP_benchmark measured them (sql/data/published_accuracy.csv).
+-- weights as CLIP_benchmark measured them (sql/data/published_accuracy.csv),
+-- and the difference (ours minus published).
 CREATE TABLE accuracy AS
 SELECT m.model,
        m.dataset,
+       d.task,
        m.split,
        m.n,
        m.n_failed,
        round(100.0 * m.acc1, 2) AS acc1,
        round(100.0 * m.acc5, 2) AS acc5,
        round(100.0 * m.mean_per_class_recall, 2) AS mean_per_class_recall,
-       pub.acc1 AS published_acc1
+       pub.acc1 AS published_acc1,
+       round(round(100.0 * m.acc1, 2) - pub.acc1, 2) AS difference
 FROM metrics m
+LEFT JOIN datasets d ON m.dataset = d.dataset
 LEFT JOIN published_accuracy pub ON m.model = pub.model AND m.dataset = pub.dataset
 ORDER BY m.dataset, m.model;
 
@@ -81,6 +96,25 @@ COPY accuracy TO '${results:-results}/tables/accuracy.csv'
 STORED AS CSV OPTIONS ('format.has_header' 'true');
 
 SELECT * FROM accuracy;
+
+-- Accuracy by model and task group (the catalogue's `task`, the article's
+-- groups): the mean top-1 over the group's datasets the model ran, and the
+-- published mean over those of them with a published figure.
+CREATE TABLE accuracy_by_task AS
+SELECT model,
+       task,
+       count(*) AS datasets,
+       round(avg(acc1), 2) AS mean_acc1,
+       count(published_acc1) AS published_datasets,
+       round(avg(published_acc1), 2) AS published_mean_acc1
+FROM accuracy
+GROUP BY model, task
+ORDER BY task, model;
+
+COPY accuracy_by_task TO '${results:-results}/tables/accuracy_by_task.csv'
+STORED AS CSV OPTIONS ('format.has_header' 'true');
+
+SELECT * FROM accuracy_by_task;
 
 -- Country211 accuracy by model and region (sql/data/country211_regions.csv):
 -- where in the world CLIP can tell where a photo was taken.

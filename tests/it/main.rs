@@ -25,6 +25,7 @@ mod imagefolder;
 mod model_reference;
 mod query_cancel;
 mod reliability;
+mod report_page;
 mod resnet_models;
 mod sql_files;
 mod sql_functions;

@@ -127,22 +127,41 @@ async fn the_suite_writes_predictions_tables_json_and_charts() {
         [
             "model",
             "dataset",
+            "task",
             "split",
             "n",
             "n_failed",
             "acc1",
             "acc5",
             "mean_per_class_recall",
-            "published_acc1"
+            "published_acc1",
+            "difference"
         ]
     );
     assert_eq!(accuracy.len(), 1 + 6);
     for row in &accuracy[1..] {
-        assert_eq!(&row[2..5], ["test", "6", "0"], "{row:?}");
+        assert_eq!(&row[3..6], ["test", "6", "0"], "{row:?}");
         // Two classes: acc5 would always be 100, so it is left out.
-        assert_eq!(row[6].is_empty(), row[1] == "renderedsst2", "{row:?}");
+        assert_eq!(row[7].is_empty(), row[1] == "renderedsst2", "{row:?}");
     }
+    let tasks: Vec<String> = csv_rows(&out.join("tables/accuracy_by_task.csv"))[1..]
+        .iter()
+        .map(|r| r[1].clone())
+        .collect();
+    assert_eq!(
+        tasks,
+        [
+            "general objects",
+            "general objects",
+            "geolocation",
+            "geolocation"
+        ]
+        .into_iter()
+        .chain(["text and sentiment"; 2])
+        .collect::<Vec<_>>()
+    );
     for table in [
+        "accuracy_by_task",
         "country211_by_region",
         "renderedsst2_by_class",
         "template_ensembling",
@@ -161,14 +180,20 @@ async fn the_suite_writes_predictions_tables_json_and_charts() {
             .count(),
         3
     );
+    // Models are shown by their directory's name, datasets by task group.
     let matrix = csv_rows(&out.join("tables/accuracy_matrix.csv"));
-    assert_eq!(matrix[0], ["dataset", a.as_str(), b.as_str()]);
+    assert_eq!(matrix[0], ["task", "dataset", "tiny-clip", "tiny-b"]);
     assert_eq!(
         matrix[1..]
             .iter()
-            .map(|r| r[0].as_str())
+            .map(|r| (r[0].as_str(), r[1].as_str()))
             .collect::<Vec<_>>(),
-        ["cifar10", "country211", "renderedsst2", "mean"]
+        [
+            ("general objects", "cifar10"),
+            ("geolocation", "country211"),
+            ("text and sentiment", "renderedsst2"),
+            ("", "mean")
+        ]
     );
     for heading in [
         "Accuracy by model and dataset",
@@ -177,6 +202,7 @@ async fn the_suite_writes_predictions_tables_json_and_charts() {
         "One template ('a photo of a {}.')",
         "The ensemble's accuracy next to each member's",
         "Top-1 accuracy (percent) by dataset and model",
+        "Accuracy by model and task group",
     ] {
         assert!(stdout.contains(heading), "no '{heading}' in {stdout}");
     }
@@ -200,8 +226,14 @@ async fn the_suite_writes_predictions_tables_json_and_charts() {
         "{json:?}"
     );
 
-    // Both charts, in both formats.
-    for chart in ["accuracy_by_model_and_dataset", "country211_by_region"] {
+    // Every chart, in both formats.
+    for chart in [
+        "accuracy_by_model_and_dataset",
+        "accuracy_by_task",
+        "parameters_vs_accuracy",
+        "ensemble_by_dataset",
+        "country211_by_region",
+    ] {
         let svg = std::fs::read_to_string(out.join(format!("charts/{chart}.svg"))).unwrap();
         assert!(svg.contains("<svg"), "{chart}");
         let png = image::open(out.join(format!("charts/{chart}.png"))).unwrap();
@@ -209,9 +241,53 @@ async fn the_suite_writes_predictions_tables_json_and_charts() {
     }
     let svg =
         std::fs::read_to_string(out.join("charts/accuracy_by_model_and_dataset.svg")).unwrap();
-    for name in ["CIFAR-10", "Country211", "Rendered SST2"] {
+    for name in [
+        "CIFAR-10",
+        "Country211",
+        "Rendered SST2",
+        "tiny-clip",
+        "tiny-b",
+    ] {
         assert!(svg.contains(name), "no {name} in the chart");
     }
+    assert!(!svg.contains(&a), "a whole model path in a legend");
+    let svg = std::fs::read_to_string(out.join("charts/country211_by_region.svg")).unwrap();
+    assert!(
+        svg.contains(" images)"),
+        "regions without their image counts"
+    );
+    let svg = std::fs::read_to_string(out.join("charts/parameters_vs_accuracy.svg")).unwrap();
+    for point in ["tiny-clip", "tiny-b", "RN50", "ViT-L/14@336px", "RN50x64"] {
+        assert!(svg.contains(point), "no {point} on the scatter");
+    }
+
+    // The page, and its Markdown twin: every table and chart on it.
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    let markdown = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for table in [
+        "accuracy",
+        "accuracy_by_task",
+        "country211_by_region",
+        "renderedsst2_by_class",
+        "template_ensembling",
+        "ensemble",
+        "accuracy_matrix",
+    ] {
+        assert!(
+            html.contains(&format!("id=\"table-{table}\"")),
+            "no {table} on the page"
+        );
+        assert!(
+            markdown.contains(&format!("### {table}\n")),
+            "no {table} in report.md"
+        );
+    }
+    assert_eq!(html.matches("<svg").count(), 5, "five charts inline");
+    for fetch in ["src=\"http", "href=\"http", "@import", "<script"] {
+        assert!(!html.contains(fetch), "the page reaches out: {fetch}");
+    }
+    assert!(html.contains("<summary>SQL</summary>"));
+    assert!(html.contains("CREATE TABLE accuracy_by_task AS"));
 
     // A second suite into the same directory: refused, then resumed.
     let again = suite(&out, &models, &data, &[]);
@@ -316,6 +392,16 @@ async fn the_reports_sql_gives_hand_computed_values() {
         ),
     )
     .await;
+    // RN50 (a published model) on Country211: one image, right. Its
+    // published figure is 15.42.
+    write_table(
+        &ctx,
+        results,
+        "predictions",
+        "country211__RN50",
+        &predictions("('RN50', 'country211', 'c0', 'Andorra', 0, 0, [0, 1, 2, 3, 4], 0)"),
+    )
+    .await;
     // Probabilities of two models; weights a 0.75, b 0.25.
     //   k0 (0): a [.6 .4], b [0 1]   -> [.45 .55]: 1, wrong (a right, b wrong)
     //   k1 (0): a [.5 .5], b [.5 .5] -> a tie: the first class, right (both right)
@@ -381,38 +467,75 @@ async fn the_reports_sql_gives_hand_computed_values() {
         String::from_utf8_lossy(&run.stderr)
     );
     let table = |name: &str| csv_rows(&results.join(format!("tables/{name}.csv")));
+    // The tables of model a only (RN50 ran Country211 alone).
+    let of_a = |name: &str| -> Vec<Vec<String>> {
+        table(name)[1..]
+            .iter()
+            .filter(|r| r.iter().any(|c| c == "a" || c == "b" || c == "ensemble"))
+            .cloned()
+            .collect()
+    };
 
     // acc1 2/5 (the undecoded image counts as wrong); recall 2/3 and 0/2;
-    // acc5 left out for two classes. Country211: acc1 4/6, acc5 5/6.
+    // acc5 left out for two classes. Country211: acc1 4/6, acc5 5/6. RN50:
+    // 100 against its published 15.42.
+    let row = |cells: &[&str]| cells.iter().map(|c| c.to_string()).collect::<Vec<_>>();
     assert_eq!(
         table("accuracy")[1..],
         [
-            [
+            row(&[
+                "RN50",
+                "country211",
+                "geolocation",
+                "test",
+                "1",
+                "0",
+                "100.0",
+                "100.0",
+                "100.0",
+                "15.42",
+                "84.58"
+            ]),
+            row(&[
                 "a",
                 "country211",
+                "geolocation",
                 "test",
                 "6",
                 "0",
                 "66.67",
                 "83.33",
                 "72.22",
+                "",
                 ""
-            ],
-            [
+            ]),
+            row(&[
                 "a",
                 "renderedsst2",
+                "text and sentiment",
                 "test",
                 "5",
                 "1",
                 "40.0",
                 "",
                 "33.33",
+                "",
                 ""
-            ],
+            ]),
+        ]
+    );
+    // By task group: one dataset each; the published mean only where a
+    // figure exists.
+    assert_eq!(
+        table("accuracy_by_task")[1..],
+        [
+            row(&["RN50", "geolocation", "1", "100.0", "1", "15.42"]),
+            row(&["a", "geolocation", "1", "66.67", "0", ""]),
+            row(&["a", "text and sentiment", "1", "40.0", "0", ""]),
         ]
     );
     assert_eq!(
-        table("country211_by_region")[1..],
+        of_a("country211_by_region"),
         [
             ["a", "Middle East", "1", "100.0"],
             ["a", "South Asia", "3", "66.67"],
@@ -420,21 +543,21 @@ async fn the_reports_sql_gives_hand_computed_values() {
         ]
     );
     assert_eq!(
-        table("renderedsst2_by_class")[1..],
+        of_a("renderedsst2_by_class"),
         [
             ["a", "negative", "3", "66.67"],
             ["a", "positive", "2", "0.0"]
         ]
     );
     assert_eq!(
-        table("template_ensembling")[1..],
+        of_a("template_ensembling"),
         [
             ["a", "country211", "6", "66.67", "66.67", "0.0"],
             ["a", "renderedsst2", "5", "60.0", "40.0", "-20.0"],
         ]
     );
     assert_eq!(
-        table("ensemble")[1..],
+        of_a("ensemble"),
         [
             ["renderedsst2", "a", "0.75", "4", "50.0"],
             ["renderedsst2", "b", "0.25", "4", "75.0"],

@@ -2,7 +2,8 @@
 //!
 //! The `clip-sql` command's logic, kept here so it can be tested: the
 //! benchmark [`suite`] (the article's evaluation as SQL files over several
-//! models, with its tables, CLIP_benchmark JSON and charts), the efficiency
+//! models) and its [`report`] (tables, CLIP_benchmark JSON, charts and one
+//! page, rebuilt from saved predictions by `clip-sql report`), the efficiency
 //! [`bench`] (latency, images/s, memory) and the `--param` placeholders of
 //! SQL files ([`sql_params`]), and how the shell runs SQL text
 //! ([`statements`]). The SQL functions and tables themselves are
@@ -15,6 +16,7 @@
 
 pub mod bench;
 pub mod file_name;
+pub mod report;
 pub mod sql_params;
 pub mod statements;
 pub mod suite;

@@ -21,7 +21,7 @@ use datafusion_clip::ClipOptions;
 
 #[cfg(feature = "ballista")]
 use commands::cluster;
-use commands::{bench, shell, suite};
+use commands::{bench, report, shell, suite};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -80,6 +80,10 @@ enum Command {
     /// the tables of the article's evaluation (CLIP over 15 datasets; see
     /// sql/README.md), CLIP_benchmark JSON results and charts.
     Suite(suite::SuiteArgs),
+    /// Rebuild the report (tables, charts, CLIP_benchmark JSON,
+    /// report.html) from a suite's saved predictions, e.g. with other
+    /// ensemble weights.
+    Report(report::ReportArgs),
     /// Measure the efficiency table (batch-1 latency, images/s, prompts/s,
     /// peak memory) and the end-to-end images/s of a SQL query over images.
     Bench(bench::BenchArgs),
@@ -121,6 +125,7 @@ fn main() -> ExitCode {
     };
     let result = match args.subcommand {
         Some(Command::Suite(args)) => runtime.block_on(suite::run_suite(args)),
+        Some(Command::Report(args)) => runtime.block_on(report::run_report(args)),
         Some(Command::Bench(args)) => {
             runtime.block_on(async { bench::run_bench(args, base_options()?).await })
         }

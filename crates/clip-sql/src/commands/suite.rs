@@ -26,7 +26,7 @@ use crate::base_options;
         prediction as Parquet, then runs sql/benchmarks/report.sql over them: accuracy by model \
         and dataset, Country211 by region, Rendered SST2 by class, one template vs the \
         templates ensembled, a weighted multi-model ensemble. Also writes CLIP_benchmark JSON \
-        results and charts (SVG, PNG).\n\n\
+        results, charts (SVG, PNG) and the whole report on one page (report.html, report.md).\n\n\
         Example: clip-sql suite --models RN50,ViT-B/32 --datasets cifar10,country211 --limit 1000"
 )]
 pub struct SuiteArgs {
@@ -53,6 +53,11 @@ pub struct SuiteArgs {
     /// ViT-L/14=0.4,ViT-B/32=0.3,RN50=0.3 (the article's).
     #[arg(long, value_name = "MODEL=WEIGHT,...")]
     ensemble: Option<String>,
+
+    /// A folder holding `clip-sql bench`'s efficiency.csv: the report
+    /// shows latency, images/s and memory next to accuracy.
+    #[arg(long, value_name = "DIR")]
+    efficiency: Option<PathBuf>,
 
     /// Output directory.
     #[arg(long, default_value = "results")]
@@ -122,6 +127,7 @@ impl SuiteArgs {
             limit: self.limit,
             data,
             ensemble: self.ensemble.clone(),
+            efficiency: self.efficiency.clone(),
             out: self.out.clone(),
             benchmarks: self.benchmarks.clone(),
             sqldata: self.sqldata.clone(),

@@ -19,6 +19,8 @@ pub struct Dataset {
     pub clip_benchmark: String,
     /// Whether the file reads a public mirror when no `data` is given.
     pub has_default_data: bool,
+    /// The article's task group (`general objects`, `fine-grained`, ...).
+    pub task: String,
 }
 
 /// Read the catalogue in `benchmarks_dir`.
@@ -37,6 +39,7 @@ pub async fn read_catalogue(benchmarks_dir: &Path) -> Result<Vec<Dataset>> {
         "clip_benchmark",
         "has_default_data",
         "test_images",
+        "task",
     ];
     let schema = Schema::new(
         columns
@@ -68,6 +71,7 @@ pub async fn read_catalogue(benchmarks_dir: &Path) -> Result<Vec<Dataset>> {
                 name: text(1, row),
                 clip_benchmark: text(2, row),
                 has_default_data: text(3, row) == "true",
+                task: text(5, row),
             });
         }
     }

@@ -22,8 +22,6 @@
 //! anything runs.
 
 pub mod catalogue;
-pub mod charts;
-pub mod clip_benchmark_json;
 pub mod sql_script;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,11 +30,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Float64Type};
-use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::Float64Type;
 use datafusion::common::{DataFusionError, Result, exec_err, plan_err};
-use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::parquet::arrow::AsyncArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
@@ -46,10 +42,9 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 
 use crate::file_name::file_name_part;
+use crate::report::{ReportInputs, build_report};
 use crate::sql_params;
 use catalogue::Dataset;
-use charts::GroupedBars;
-use clip_benchmark_json::Metrics;
 use sql_script::{run_statement, split_statements};
 
 /// The article's five models.
@@ -79,6 +74,8 @@ pub struct SuiteOptions {
     pub data: BTreeMap<String, String>,
     /// `model=weight,...` for the report's ensemble (`None`: the article's).
     pub ensemble: Option<String>,
+    /// A folder with `clip-sql bench`'s efficiency.csv, for the report.
+    pub efficiency: Option<PathBuf>,
     pub out: PathBuf,
     /// `sql/benchmarks`: the benchmark files, `datasets.csv`, `report.sql`.
     pub benchmarks: PathBuf,
@@ -113,6 +110,8 @@ pub struct SuiteReport {
     pub tables_text: String,
     pub json_files: Vec<PathBuf>,
     pub charts: Vec<PathBuf>,
+    /// report.html and report.md.
+    pub pages: Vec<PathBuf>,
 }
 
 /// A model's name in file names: `ViT-L/14@336px` -> `ViT-L-14@336px`; a
@@ -308,6 +307,8 @@ pub async fn run_suite(options: &SuiteOptions, sessions: &SuiteSessions) -> Resu
         );
     }
 
+    write_settings(options, &plan, sessions).await?;
+
     let total = plan.datasets.len() * options.models.len();
     let mut runs = Vec::new();
     for model in &options.models {
@@ -382,53 +383,25 @@ pub async fn run_suite(options: &SuiteOptions, sessions: &SuiteSessions) -> Resu
     }
 
     let ctx = (sessions.report)().await?;
-    let tables_text = run_report(options, &ctx).await?;
-    let members = collect_sql(
-        &ctx,
-        "SELECT model FROM ensemble_weights ORDER BY weight DESC",
-    )
-    .await?;
-    let ensembled = collect_sql(&ctx, "SELECT count(*) FROM ensemble").await?;
-    if ensembled.iter().all(|b| {
-        b.num_rows() == 0
-            || b.column(0)
-                .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
-                .value(0)
-                == 0
-    }) {
-        let names: Vec<String> = members
-            .iter()
-            .map(|b| text_column(b, 0))
-            .collect::<Result<Vec<_>>>()?
-            .concat();
-        eprintln!(
-            "No ensemble: no dataset has predictions from all of its members ({}); \
-             name members that ran with --ensemble model=weight,...",
-            names.join(", ")
-        );
-    }
-    let matrix = accuracy_matrix(&ctx, &plan.catalogue, &options.models, out).await?;
-    print!("{matrix}");
-    let tables_text = tables_text + &matrix;
-
-    let metrics = read_metrics(&ctx).await?;
-    let names: BTreeMap<String, String> = plan
-        .catalogue
-        .iter()
-        .map(|d| (d.slug.clone(), d.clip_benchmark.clone()))
-        .collect();
-    let json_files =
-        clip_benchmark_json::write_results(&out.join("clip_benchmark"), &metrics, |slug| {
-            names.get(slug).cloned().unwrap_or_else(|| slug.to_string())
-        })
-        .map_err(|e| DataFusionError::Execution(format!("writing CLIP_benchmark results: {e}")))?;
-    let charts = draw_charts(&ctx, &plan.catalogue, &options.models, out).await?;
+    let inputs = ReportInputs {
+        results: out.clone(),
+        benchmarks: options.benchmarks.clone(),
+        sqldata: options.sqldata.clone(),
+        ensemble: options.ensemble.clone(),
+        efficiency: options.efficiency.clone(),
+        models: options.models.clone(),
+        catalogue: plan.catalogue.clone(),
+        settings: read_settings(out)?,
+    };
+    let report = build_report(&inputs, &ctx).await?;
+    print!("{}", report.tables_text);
 
     eprintln!(
-        "Wrote {}: predictions/, probabilities/, tables/, {} CLIP_benchmark results, {} charts, runs.csv",
+        "Wrote {}: predictions/, probabilities/, tables/, {} CLIP_benchmark results, {} charts, \
+         report.html, report.md, runs.csv",
         out.display(),
-        json_files.len(),
-        charts.len()
+        report.json_files.len(),
+        report.charts.len()
     );
     let failed: Vec<&Run> = runs
         .iter()
@@ -449,9 +422,10 @@ pub async fn run_suite(options: &SuiteOptions, sessions: &SuiteSessions) -> Resu
     }
     Ok(SuiteReport {
         runs,
-        tables_text,
-        json_files,
-        charts,
+        tables_text: report.tables_text,
+        json_files: report.json_files,
+        charts: report.charts,
+        pages: report.pages,
     })
 }
 
@@ -597,248 +571,74 @@ fn write_runs(out: &Path, runs: &[Run]) -> Result<()> {
     std::fs::write(&path, text).map_err(|e| io_error(&path, e))
 }
 
-/// Run report.sql; print each query's table under the comment of the
-/// statements that built it.
-async fn run_report(options: &SuiteOptions, ctx: &SessionContext) -> Result<String> {
-    let path = options.benchmarks.join("report.sql");
-    let text = std::fs::read_to_string(&path).map_err(|e| io_error(&path, e))?;
-    let mut params = BTreeMap::from([
-        (
-            "results".to_string(),
-            options.out.to_string_lossy().into_owned(),
-        ),
-        (
-            "sqldata".to_string(),
-            options.sqldata.to_string_lossy().into_owned(),
-        ),
-    ]);
-    if let Some(weights) = &options.ensemble {
-        params.insert("ensemble".to_string(), weights.clone());
-    }
-    let script = sql_params::substitute(&text, &params, &mut BTreeSet::new())
-        .map_err(|e| DataFusionError::Plan(format!("{}: {e}", path.display())))?;
-    let mut printed = String::new();
-    let mut heading = String::new();
-    for statement in split_statements(&script) {
-        if !statement.comment.is_empty() {
-            heading = statement.comment.clone();
-        }
-        let batches = run_statement(ctx, &statement.sql)
-            .await
-            .map_err(|e| DataFusionError::Execution(format!("{}: {e}", path.display())))?;
-        if statement.is_query() {
-            let table = format!("\n{heading}\n{}\n", pretty_format_batches(&batches)?);
-            print!("{table}");
-            printed.push_str(&table);
-        }
-    }
-    Ok(printed)
-}
-
-/// Accuracy (top-1, percent) with datasets down and models across, in the
-/// article's layout, plus the mean over datasets; also saved as
-/// tables/accuracy_matrix.csv.
-async fn accuracy_matrix(
-    ctx: &SessionContext,
-    catalogue: &[Dataset],
-    models: &[String],
-    out: &Path,
-) -> Result<String> {
-    let literal = |s: &str| format!("'{}'", s.replace('\'', "''"));
-    let identifier = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-    let columns: Vec<String> = models
+/// What a run was asked to do, for the report's "Run" table:
+/// `<out>/settings.json`, pairs of (setting, value), so `clip-sql report`
+/// shows them again later.
+async fn write_settings(
+    options: &SuiteOptions,
+    plan: &Plan,
+    sessions: &SuiteSessions,
+) -> Result<()> {
+    let ctx = (sessions.report)().await?;
+    let now = collect_text(&ctx, "SELECT CAST(date_trunc('second', now()) AS VARCHAR)").await?;
+    let mut settings = vec![("started (UTC)".to_string(), now)];
+    settings.push((
+        "datasets".to_string(),
+        plan.datasets
+            .iter()
+            .map(|d| d.slug.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    ));
+    let sources: Vec<String> = plan
+        .datasets
         .iter()
-        .map(|m| {
-            format!(
-                "max(CASE WHEN model = {} THEN acc1 END) AS {}",
-                literal(m),
-                identifier(m)
-            )
+        .map(|d| match options.data.get(&d.slug) {
+            Some(location) => format!("{}: {location}", d.slug),
+            None => format!("{}: CLIP_benchmark's mirror", d.slug),
         })
         .collect();
-    let order: Vec<String> = catalogue
-        .iter()
-        .enumerate()
-        .map(|(i, d)| format!("WHEN {} THEN {i}", literal(&d.slug)))
-        .collect();
-    let sql = format!(
-        "SELECT dataset, {columns} FROM (
-           SELECT dataset, model, acc1,
-                  CASE dataset {order} ELSE {last} END AS position
-           FROM accuracy
-           UNION ALL
-           SELECT 'mean' AS dataset, model, round(avg(acc1), 2) AS acc1, {mean} AS position
-           FROM accuracy GROUP BY model)
-         GROUP BY dataset, position ORDER BY position, dataset",
-        columns = columns.join(", "),
-        order = order.join(" "),
-        last = catalogue.len(),
-        mean = catalogue.len() + 1,
-    );
-    let frame = ctx.sql(&sql).await?;
-    let batches = frame.clone().collect().await?;
-    let path = out.join("tables").join("accuracy_matrix.csv");
-    frame
-        .write_csv(
-            &path.to_string_lossy(),
-            DataFrameWriteOptions::new().with_single_file_output(true),
-            None,
-        )
-        .await?;
-    Ok(format!(
-        "\nTop-1 accuracy (percent) by dataset and model; mean: the mean over the datasets a model ran.\n{}\n",
-        pretty_format_batches(&batches)?
-    ))
-}
-
-async fn collect_sql(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
-    ctx.sql(sql).await?.collect().await
-}
-
-fn text_column(batch: &RecordBatch, i: usize) -> Result<Vec<String>> {
-    let column = datafusion::arrow::compute::cast(batch.column(i), &DataType::Utf8)?;
-    let column = column.as_string::<i32>();
-    Ok((0..column.len())
-        .map(|r| {
-            if column.is_null(r) {
-                String::new()
-            } else {
-                column.value(r).to_string()
-            }
-        })
-        .collect())
-}
-
-fn float_column(batch: &RecordBatch, i: usize) -> Result<Vec<Option<f64>>> {
-    let column = datafusion::arrow::compute::cast(batch.column(i), &DataType::Float64)?;
-    let column = column.as_primitive::<Float64Type>();
-    Ok((0..column.len())
-        .map(|r| (!column.is_null(r)).then(|| column.value(r)))
-        .collect())
-}
-
-async fn read_metrics(ctx: &SessionContext) -> Result<Vec<Metrics>> {
-    let batches = collect_sql(
-        ctx,
-        "SELECT model, dataset, acc1, acc5, mean_per_class_recall FROM metrics ORDER BY dataset, model",
-    )
-    .await?;
-    let mut rows = Vec::new();
-    for batch in &batches {
-        let models = text_column(batch, 0)?;
-        let datasets = text_column(batch, 1)?;
-        let acc1 = float_column(batch, 2)?;
-        let acc5 = float_column(batch, 3)?;
-        let recall = float_column(batch, 4)?;
-        for r in 0..batch.num_rows() {
-            rows.push(Metrics {
-                model: models[r].clone(),
-                dataset: datasets[r].clone(),
-                acc1: acc1[r].unwrap_or(0.0),
-                acc5: acc5[r],
-                mean_per_class_recall: recall[r].unwrap_or(0.0),
-            });
-        }
-    }
-    Ok(rows)
-}
-
-/// Bars from a query's rows `(group, series, value)`: groups in
-/// `group_order` where given, else as they come.
-fn grouped_bars(
-    title: &str,
-    value_label: &str,
-    batches: &[RecordBatch],
-    models: &[String],
-    group_order: &[(String, String)],
-) -> Result<GroupedBars> {
-    let mut values: BTreeMap<(String, String), f64> = BTreeMap::new();
-    let mut seen_groups: Vec<String> = Vec::new();
-    for batch in batches {
-        let groups = text_column(batch, 0)?;
-        let series = text_column(batch, 1)?;
-        let figures = float_column(batch, 2)?;
-        for r in 0..batch.num_rows() {
-            if let Some(v) = figures[r] {
-                values.insert((groups[r].clone(), series[r].clone()), v);
-            }
-            if !seen_groups.contains(&groups[r]) {
-                seen_groups.push(groups[r].clone());
-            }
-        }
-    }
-    let groups: Vec<(String, String)> = if group_order.is_empty() {
-        seen_groups.iter().map(|g| (g.clone(), g.clone())).collect()
-    } else {
-        group_order
+    settings.push(("data".to_string(), sources.join("; ")));
+    settings.push((
+        "limit".to_string(),
+        options
+            .limit
+            .map_or("none (every test image)".to_string(), |l| {
+                format!("{l} images per run")
+            }),
+    ));
+    let entries = ctx.state().config().options().entries();
+    for name in ["clip.device", "clip.dtype", "clip.batch_size"] {
+        let value = entries
             .iter()
-            .filter(|(key, _)| seen_groups.contains(key))
-            .cloned()
-            .collect()
-    };
-    Ok(GroupedBars {
-        title: title.to_string(),
-        value_label: value_label.to_string(),
-        groups: groups.iter().map(|(_, name)| name.clone()).collect(),
-        series: models.to_vec(),
-        values: groups
-            .iter()
-            .map(|(key, _)| {
-                models
-                    .iter()
-                    .map(|m| values.get(&(key.clone(), m.clone())).copied())
-                    .collect()
-            })
-            .collect(),
+            .find(|entry| entry.key == name)
+            .and_then(|entry| entry.value.clone())
+            .unwrap_or_default();
+        settings.push((name.to_string(), value));
+    }
+    let path = options.out.join("settings.json");
+    let text = serde_json::to_string_pretty(&settings)
+        .map_err(|e| DataFusionError::Execution(format!("{}: {e}", path.display())))?;
+    std::fs::write(&path, text).map_err(|e| io_error(&path, e))
+}
+
+/// The first value of a one-row query, as text.
+async fn collect_text(ctx: &SessionContext, sql: &str) -> Result<String> {
+    let batches = ctx.sql(sql).await?.collect().await?;
+    let batch = batches.iter().find(|b| b.num_rows() > 0);
+    Ok(match batch {
+        Some(batch) => datafusion::arrow::util::display::array_value_to_string(batch.column(0), 0)?,
+        None => String::new(),
     })
 }
 
-async fn draw_charts(
-    ctx: &SessionContext,
-    catalogue: &[Dataset],
-    models: &[String],
-    out: &Path,
-) -> Result<Vec<PathBuf>> {
-    let mut written = Vec::new();
-    let dir = out.join("charts");
-    let accuracy = collect_sql(ctx, "SELECT dataset, model, acc1 FROM accuracy").await?;
-    let order: Vec<(String, String)> = catalogue
-        .iter()
-        .map(|d| (d.slug.clone(), d.name.clone()))
-        .collect();
-    let chart = grouped_bars(
-        "Zero-shot top-1 accuracy by dataset and model",
-        "top-1 accuracy (%)",
-        &accuracy,
-        models,
-        &order,
-    )?;
-    let stem = dir.join("accuracy_by_model_and_dataset");
-    charts::write_grouped_bars(&chart, &stem)
-        .map_err(|e| DataFusionError::External(Box::new(e)))?;
-    written.extend([stem.with_extension("svg"), stem.with_extension("png")]);
-
-    // Regions from the best-recognised down, by their mean over models.
-    let regions = collect_sql(
-        ctx,
-        "SELECT c.region, c.model, c.acc1 FROM country211_by_region c
-         JOIN (SELECT region, avg(acc1) AS mean FROM country211_by_region GROUP BY region) r
-           ON c.region = r.region
-         ORDER BY r.mean DESC, c.region",
-    )
-    .await?;
-    if regions.iter().any(|b| b.num_rows() > 0) {
-        let chart = grouped_bars(
-            "Country211: top-1 accuracy by region",
-            "top-1 accuracy (%)",
-            &regions,
-            models,
-            &[],
-        )?;
-        let stem = dir.join("country211_by_region");
-        charts::write_grouped_bars(&chart, &stem)
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        written.extend([stem.with_extension("svg"), stem.with_extension("png")]);
+/// The settings a suite saved in `out`; none when it saved none.
+pub fn read_settings(out: &Path) -> Result<Vec<(String, String)>> {
+    let path = out.join("settings.json");
+    if !path.is_file() {
+        return Ok(Vec::new());
     }
-    Ok(written)
+    let text = std::fs::read_to_string(&path).map_err(|e| io_error(&path, e))?;
+    serde_json::from_str(&text)
+        .map_err(|e| DataFusionError::Execution(format!("{}: {e}", path.display())))
 }

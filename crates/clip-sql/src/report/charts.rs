@@ -1,6 +1,7 @@
-//! The suite's charts: grouped horizontal bars (one group per dataset or
-//! region, one bar per model), written as SVG and PNG. Horizontal, so that
-//! long category names stay readable without rotated text.
+//! The report's charts, written as SVG and PNG: grouped horizontal bars
+//! (one group per dataset, task group or region, one bar per model;
+//! horizontal, so that long category names stay readable without rotated
+//! text) and a scatter of mean accuracy against parameters.
 //!
 //! Text is laid out with DejaVu Sans compiled into the binary (through
 //! plotters' ab_glyph backend): the PNG looks the same on a machine with
@@ -27,6 +28,8 @@ pub struct GroupedBars {
 const WIDTH: u32 = 1100;
 const BAR: u32 = 16;
 const GROUP_GAP: u32 = 14;
+/// The narrowest room left of the bars for group names; wider when a name
+/// needs it.
 const LEFT: u32 = 220;
 const TOP: u32 = 90;
 const BOTTOM: u32 = 70;
@@ -90,15 +93,46 @@ impl GroupedBars {
     }
 }
 
+/// A chart that can be drawn on any plotters backend.
+trait Chart {
+    fn size(&self) -> (u32, u32);
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+    ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>>;
+}
+
+impl Chart for GroupedBars {
+    fn size(&self) -> (u32, u32) {
+        (WIDTH, self.height())
+    }
+
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+    ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+        draw(root, self)
+    }
+}
+
 /// Write `chart` to `<stem>.svg` and `<stem>.png`.
 pub fn write_grouped_bars(chart: &GroupedBars, stem: &Path) -> Result<(), ChartError> {
+    write_chart(chart, stem)
+}
+
+/// Write `chart` to `<stem>.svg` and `<stem>.png`.
+pub fn write_scatter(chart: &Scatter, stem: &Path) -> Result<(), ChartError> {
+    write_chart(chart, stem)
+}
+
+fn write_chart(chart: &impl Chart, stem: &Path) -> Result<(), ChartError> {
     register_font()?;
-    let size = (WIDTH, chart.height());
+    let size = chart.size();
     let svg = stem.with_extension("svg");
     {
         let failed = draw_error(&svg);
         let root = SVGBackend::new(&svg, size).into_drawing_area();
-        draw(&root, chart).map_err(|e| failed(&e))?;
+        chart.draw(&root).map_err(|e| failed(&e))?;
         root.present().map_err(|e| failed(&e))?;
     }
     let png = stem.with_extension("png");
@@ -106,7 +140,7 @@ pub fn write_grouped_bars(chart: &GroupedBars, stem: &Path) -> Result<(), ChartE
     let mut pixels = vec![0u8; (size.0 * size.1 * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
-        draw(&root, chart).map_err(|e| failed(&e))?;
+        chart.draw(&root).map_err(|e| failed(&e))?;
         root.present().map_err(|e| failed(&e))?;
     }
     let image = image::RgbImage::from_raw(size.0, size.1, pixels)
@@ -117,6 +151,135 @@ pub fn write_grouped_bars(chart: &GroupedBars, stem: &Path) -> Result<(), ChartE
             path: png.clone(),
             source,
         })
+}
+
+/// One model on the scatter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScatterPoint {
+    pub label: String,
+    /// `ResNet` or `ViT`: one colour each.
+    pub series: String,
+    /// Measured in this run (filled) or published (hollow).
+    pub measured: bool,
+    pub x: f64,
+    pub y: f64,
+}
+
+/// Points with a logarithmic x axis (parameters span three orders of
+/// magnitude once tiny test models join the published ones).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scatter {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub points: Vec<ScatterPoint>,
+}
+
+const SCATTER_HEIGHT: u32 = 700;
+const FAMILIES: [&str; 2] = ["ResNet", "ViT"];
+
+fn family_colour(series: &str) -> RGBColor {
+    colour(FAMILIES.iter().position(|f| *f == series).unwrap_or(2))
+}
+
+impl Chart for Scatter {
+    fn size(&self) -> (u32, u32) {
+        (WIDTH, SCATTER_HEIGHT)
+    }
+
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+    ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+        root.fill(&WHITE)?;
+        let (width, _) = root.dim_in_pixel();
+        root.draw_text(
+            &self.title,
+            &TextStyle::from((FONT, 24).into_font()).pos(Pos::new(HPos::Center, VPos::Top)),
+            (width as i32 / 2, 12),
+        )?;
+        // Legend: each family, filled for this run, hollow for published.
+        let style = TextStyle::from((FONT, 15).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+        let mut x = 120;
+        for family in FAMILIES {
+            for measured in [true, false] {
+                let colour = family_colour(family);
+                let marker = if measured {
+                    colour.filled()
+                } else {
+                    colour.stroke_width(2)
+                };
+                root.draw(&Circle::new((x, 56), 6, marker))?;
+                let text = format!(
+                    "{family} ({})",
+                    if measured { "this run" } else { "published" }
+                );
+                root.draw_text(&text, &style, (x + 12, 56))?;
+                x += 30 + root.estimate_text_size(&text, &style)?.0 as i32;
+            }
+        }
+        let (x_min, x_max) = self
+            .points
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(lo, hi), p| {
+                (lo.min(p.x), hi.max(p.x))
+            });
+        let (x_min, x_max) = if x_min > x_max {
+            (1.0, 1000.0)
+        } else {
+            ((x_min / 2.0).max(1e-6), x_max * 2.0)
+        };
+        let y_top = self.points.iter().fold(0.0f64, |a, p| a.max(p.y));
+        let y_top = ((y_top * 1.1 / 10.0).ceil() * 10.0).clamp(10.0, 100.0);
+        let mut plot = ChartBuilder::on(root)
+            .margin(20)
+            .margin_top(80)
+            .margin_right(60)
+            .x_label_area_size(50)
+            .y_label_area_size(70)
+            .build_cartesian_2d((x_min..x_max).log_scale(), 0f64..y_top)?;
+        plot.configure_mesh()
+            .x_desc(&self.x_label)
+            .y_desc(&self.y_label)
+            .x_label_formatter(&|x| {
+                if *x >= 1.0 {
+                    format!("{x:.0}")
+                } else {
+                    format!("{x:.2}")
+                }
+            })
+            .y_label_formatter(&|y| format!("{y:.0}"))
+            .label_style((FONT, 15))
+            .axis_desc_style((FONT, 16))
+            .draw()?;
+        let label_style =
+            TextStyle::from((FONT, 13).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+        // Labels placed so far (pixels): a label that would overlap one is
+        // moved down a line, so models of nearly equal size stay readable.
+        let mut placed: Vec<(i32, i32, i32)> = Vec::new();
+        for point in &self.points {
+            let colour = family_colour(&point.series);
+            let marker = if point.measured {
+                colour.filled()
+            } else {
+                colour.stroke_width(2)
+            };
+            plot.draw_series([Circle::new((point.x, point.y), 6, marker)])?;
+            let text = format!("{} {:.1}", point.label, point.y);
+            let (width, _) = root.estimate_text_size(&text, &label_style)?;
+            let (x, mut y) = plot.backend_coord(&(point.x, point.y));
+            let x = x + 10;
+            while placed
+                .iter()
+                .any(|&(px, py, pw)| (py - y).abs() < 15 && x < px + pw && px < x + width as i32)
+            {
+                y += 15;
+            }
+            placed.push((x, y, width as i32));
+            root.draw_text(&text, &label_style, (x, y))?;
+        }
+        Ok(())
+    }
 }
 
 /// The axis ends at the next multiple of 10 past the largest figure
@@ -148,16 +311,17 @@ fn tick_step(x_max: f64) -> f64 {
 fn draw_legend<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     chart: &GroupedBars,
+    left: u32,
     y: i32,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let style = TextStyle::from((FONT, 15).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
     let (width, _) = root.dim_in_pixel();
-    let (mut x, mut y) = (LEFT as i32, y);
+    let (mut x, mut y) = (left as i32, y);
     for (s, name) in chart.series.iter().enumerate() {
         let (text_width, _) = root.estimate_text_size(name, &style)?;
         let entry = 22 + text_width as i32 + 28;
-        if x + entry > width as i32 - 20 && x > LEFT as i32 {
-            x = LEFT as i32;
+        if x + entry > width as i32 - 20 && x > left as i32 {
+            x = left as i32;
             y += 22;
         }
         root.draw(&Rectangle::new(
@@ -186,13 +350,19 @@ fn draw<DB: DrawingBackend>(
         &TextStyle::from((FONT, 24).into_font()).pos(Pos::new(HPos::Center, VPos::Top)),
         (width as i32 / 2, 12),
     )?;
-    draw_legend(root, chart, 50)?;
+    let name_style =
+        TextStyle::from((FONT, 15).into_font()).pos(Pos::new(HPos::Right, VPos::Center));
+    let mut left = LEFT;
+    for name in &chart.groups {
+        left = left.max(root.estimate_text_size(name, &name_style)?.0 + 24);
+    }
+    draw_legend(root, chart, left, 50)?;
     let mut plot = ChartBuilder::on(root)
         .margin(12)
         .margin_top(TOP as i32 - 12)
         .margin_right(40)
         .x_label_area_size(45)
-        .y_label_area_size(LEFT)
+        .y_label_area_size(left)
         .build_cartesian_2d(0f64..x_max, groups..0f64)?;
     plot.configure_mesh()
         .disable_y_mesh()
@@ -222,15 +392,13 @@ fn draw<DB: DrawingBackend>(
             Some(Text::new(
                 format!("{value:.1}"),
                 (value.clamp(0.0, x_max) + x_max / 200.0, middle),
-                TextStyle::from((FONT, 11).into_font()).pos(Pos::new(HPos::Left, VPos::Center)),
+                TextStyle::from((FONT, 13).into_font()).pos(Pos::new(HPos::Left, VPos::Center)),
             ))
         });
         plot.draw_series(figures)?;
     }
 
     // Group names, right-aligned left of the plot, centred on their bars.
-    let name_style =
-        TextStyle::from((FONT, 15).into_font()).pos(Pos::new(HPos::Right, VPos::Center));
     for (g, name) in chart.groups.iter().enumerate() {
         let middle = g as f64 + per_group * bar / 2.0;
         let (x, y) = plot.backend_coord(&(0.0, middle));
@@ -276,5 +444,49 @@ mod tests {
             .filter(|p| p.0.iter().all(|&c| c < 60))
             .count();
         assert!(dark > 1000, "only {dark} dark pixels");
+    }
+
+    #[test]
+    fn a_scatter_marks_families_and_this_run_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let point = |label: &str, series: &str, measured, x, y| ScatterPoint {
+            label: label.into(),
+            series: series.into(),
+            measured,
+            x,
+            y,
+        };
+        let chart = Scatter {
+            title: "Mean zero-shot top-1 against parameters".into(),
+            x_label: "parameters (millions, log scale)".into(),
+            y_label: "mean top-1 (%)".into(),
+            points: vec![
+                point("RN50", "ResNet", false, 102.01, 57.3),
+                point("ViT-L/14", "ViT", false, 427.62, 71.2),
+                point("tiny", "ViT", true, 0.05, 9.5),
+            ],
+        };
+        let stem = dir.path().join("scatter");
+        write_scatter(&chart, &stem).unwrap();
+        let svg = std::fs::read_to_string(stem.with_extension("svg")).unwrap();
+        for text in [
+            "ResNet (published)",
+            "ViT (this run)",
+            "RN50 57.3",
+            "tiny 9.5",
+        ] {
+            assert!(svg.contains(text), "no {text} in the SVG");
+        }
+        let png = image::open(stem.with_extension("png")).unwrap();
+        assert_eq!((png.width(), png.height()), (WIDTH, SCATTER_HEIGHT));
+        // The published ResNet is hollow, the run's ViT filled: both colours drawn.
+        let pixels = png.to_rgb8();
+        for family in FAMILIES {
+            let RGBColor(r, g, b) = family_colour(family);
+            assert!(
+                pixels.pixels().any(|p| p.0 == [r, g, b]),
+                "no {family} marker"
+            );
+        }
     }
 }
