@@ -305,6 +305,48 @@ async fn the_suite_writes_predictions_tables_json_and_charts() {
 }
 
 #[test]
+fn a_labelled_model_is_named_by_its_label_everywhere() {
+    let work = tempfile::tempdir().unwrap();
+    let shards = work.path().join("cifar10");
+    standin_shards(&shards, class_count("cifar10"));
+    let out = work.path().join("results");
+    let data = [format!("cifar10={}/", shards.display())];
+    let models = format!("small={}", tiny_model());
+    let run = run_suite(&out, &models, "cifar10", &data, &["--ensemble", "small=1"]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(out.join("predictions/cifar10__small.parquet").is_file());
+    let accuracy = csv_rows(&out.join("tables/accuracy.csv"));
+    assert_eq!(accuracy[1][0], "small");
+    assert_eq!(
+        csv_rows(&out.join("tables/accuracy_matrix.csv"))[0][2],
+        "small"
+    );
+    // Its size comes from its source, so it is on the scatter.
+    let svg = std::fs::read_to_string(out.join("charts/parameters_vs_accuracy.svg")).unwrap();
+    assert!(svg.contains("small "), "no labelled model on the scatter");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        html.contains(&format!("small ({})", tiny_model())),
+        "the page hides the source"
+    );
+
+    // Labels are checked before anything runs.
+    for models in ["=x", "a=", "a,a"] {
+        let run = run_suite(&work.path().join("r2"), models, "cifar10", &data, &[]);
+        assert!(!run.status.success(), "{models}");
+        assert!(
+            String::from_utf8_lossy(&run.stderr).contains("--models"),
+            "{models}: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
+}
+
+#[test]
 fn the_suite_checks_its_arguments_before_running_anything() {
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("results");

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use clip_sql::report::{ReportInputs, build_report, saved_models};
 use clip_sql::suite::catalogue::read_catalogue;
-use clip_sql::suite::{context_factory, read_settings};
+use clip_sql::suite::{context_factory, read_model_sources, read_settings};
 use datafusion::error::Result;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::SessionConfig;
@@ -54,6 +54,7 @@ pub(crate) async fn run_report(args: ReportArgs) -> Result<()> {
         models: saved_models(&ctx, &args.results).await?,
         catalogue: read_catalogue(&args.benchmarks).await?,
         settings: read_settings(&args.results)?,
+        sources: read_model_sources(&args.results)?,
         results: args.results,
         benchmarks: args.benchmarks,
         sqldata: args.sqldata,

@@ -31,7 +31,8 @@ use crate::base_options;
 )]
 pub struct SuiteArgs {
     /// Models, comma-separated: names (RN50, ViT-B/32, ...), local
-    /// directories or hf:org/repo.
+    /// directories or hf:org/repo; `label=source` names one in the results
+    /// (tables, charts, file names), e.g. ours=/models/finetuned.
     #[arg(long, value_delimiter = ',', default_values_t = DEFAULT_MODELS.map(String::from))]
     models: Vec<String>,
 
@@ -115,14 +116,37 @@ impl SuiteArgs {
                 )));
             }
         }
-        let models: Vec<String> = self
+        let mut models = Vec::new();
+        let mut sources = BTreeMap::new();
+        for entry in self
             .models
             .iter()
-            .map(|m| m.trim().to_string())
+            .map(|m| m.trim())
             .filter(|m| !m.is_empty())
-            .collect();
+        {
+            let model = match entry.split_once('=') {
+                Some((label, source)) => {
+                    let (label, source) = (label.trim(), source.trim());
+                    if label.is_empty() || source.is_empty() {
+                        return Err(DataFusionError::Configuration(format!(
+                            "--models {entry}: write label=source, both non-empty"
+                        )));
+                    }
+                    sources.insert(label.to_string(), source.to_string());
+                    label.to_string()
+                }
+                None => entry.to_string(),
+            };
+            if models.contains(&model) {
+                return Err(DataFusionError::Configuration(format!(
+                    "--models names {model} twice"
+                )));
+            }
+            models.push(model);
+        }
         Ok(SuiteOptions {
             models,
+            sources,
             datasets: self.datasets.clone(),
             limit: self.limit,
             data,

@@ -57,6 +57,8 @@ pub struct ReportInputs {
     pub efficiency: Option<PathBuf>,
     /// The models, in the order tables and charts show them.
     pub models: Vec<String>,
+    /// Where labelled models load from (label -> source), for their sizes.
+    pub sources: BTreeMap<String, String>,
     pub catalogue: Vec<Dataset>,
     /// What ran, shown at the top of the page (name, value).
     pub settings: Vec<(String, String)>,
@@ -91,7 +93,7 @@ pub async fn build_report(inputs: &ReportInputs, ctx: &SessionContext) -> Result
         let dir = out.join(dir);
         std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
     }
-    register_models(ctx, &inputs.models).await?;
+    register_models(ctx, &inputs.models, &inputs.sources).await?;
     let mut params = BTreeMap::from([
         ("results".to_string(), path_text(out)),
         ("sqldata".to_string(), path_text(&inputs.sqldata)),
@@ -244,8 +246,15 @@ fn model_facts(model: &str) -> (Option<&'static str>, Option<i64>) {
 
 /// `run_models(model, label, family, parameters)`: the run's models with
 /// what the report shows of them, for report.sql and the scatter.
-async fn register_models(ctx: &SessionContext, models: &[String]) -> Result<()> {
-    let facts: Vec<_> = models.iter().map(|m| model_facts(m)).collect();
+async fn register_models(
+    ctx: &SessionContext,
+    models: &[String],
+    sources: &BTreeMap<String, String>,
+) -> Result<()> {
+    let facts: Vec<_> = models
+        .iter()
+        .map(|m| model_facts(sources.get(m).unwrap_or(m)))
+        .collect();
     let schema = Arc::new(Schema::new(vec![
         Field::new("model", DataType::Utf8, false),
         Field::new("label", DataType::Utf8, false),

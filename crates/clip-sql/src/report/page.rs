@@ -141,10 +141,11 @@ fn settings_rows(inputs: &ReportInputs) -> Vec<(String, String)> {
             .iter()
             .map(|m| {
                 let label = model_label(m);
-                if label == *m {
+                let source = inputs.sources.get(m).unwrap_or(m);
+                if label == *source {
                     label
                 } else {
-                    format!("{label} ({m})")
+                    format!("{label} ({source})")
                 }
             })
             .collect::<Vec<_>>()

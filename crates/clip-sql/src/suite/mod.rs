@@ -37,7 +37,7 @@ use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::parquet::arrow::AsyncArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::{SessionConfig, SessionContext, lit};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 
@@ -65,7 +65,11 @@ pub enum ExistingResults {
 /// What `clip-sql suite` was asked to do.
 #[derive(Debug, Clone)]
 pub struct SuiteOptions {
+    /// The models as results name them: a model's name, directory or
+    /// repository, or the label given as `--models label=source`.
     pub models: Vec<String>,
+    /// Where each labelled model loads from (label -> source).
+    pub sources: BTreeMap<String, String>,
     /// `None`: every dataset of the catalogue that has data.
     pub datasets: Option<Vec<String>>,
     /// Images per (model, dataset), for quick runs.
@@ -82,6 +86,13 @@ pub struct SuiteOptions {
     /// `sql/data`: class names, templates, regions, published figures.
     pub sqldata: PathBuf,
     pub existing: ExistingResults,
+}
+
+impl SuiteOptions {
+    /// What `model` (a name in the results) loads from.
+    pub fn source_of<'a>(&'a self, model: &'a str) -> &'a str {
+        self.sources.get(model).map_or(model, String::as_str)
+    }
 }
 
 /// One (model, dataset) run.
@@ -390,6 +401,7 @@ pub async fn run_suite(options: &SuiteOptions, sessions: &SuiteSessions) -> Resu
         ensemble: options.ensemble.clone(),
         efficiency: options.efficiency.clone(),
         models: options.models.clone(),
+        sources: read_model_sources(out)?,
         catalogue: plan.catalogue.clone(),
         settings: read_settings(out)?,
     };
@@ -440,7 +452,7 @@ async fn run_benchmark(
     let path = options.benchmarks.join(format!("{}.sql", dataset.slug));
     let text = std::fs::read_to_string(&path).map_err(|e| io_error(&path, e))?;
     let mut params = BTreeMap::from([
-        ("model".to_string(), model.to_string()),
+        ("model".to_string(), options.source_of(model).to_string()),
         (
             "sqldata".to_string(),
             options.sqldata.to_string_lossy().into_owned(),
@@ -470,10 +482,14 @@ async fn run_benchmark(
         }
     }
 
-    let predictions = ctx
+    let mut predictions = ctx
         .table(table.as_str())
         .await
         .map_err(|_| DataFusionError::Plan(format!("{} made no table {table}", path.display())))?;
+    if options.source_of(model) != model {
+        // A labelled model: its results carry the label, not the path.
+        predictions = predictions.with_column("model", lit(model))?;
+    }
     let saved = predictions.clone().select_columns(&[
         "model",
         "dataset",
@@ -619,7 +635,26 @@ async fn write_settings(
     let path = options.out.join("settings.json");
     let text = serde_json::to_string_pretty(&settings)
         .map_err(|e| DataFusionError::Execution(format!("{}: {e}", path.display())))?;
+    std::fs::write(&path, text).map_err(|e| io_error(&path, e))?;
+    // Labelled models' sources, which the report reads for their sizes.
+    let mut sources = read_model_sources(&options.out)?;
+    sources.extend(options.sources.clone());
+    let path = options.out.join("model_sources.json");
+    let text = serde_json::to_string_pretty(&sources)
+        .map_err(|e| DataFusionError::Execution(format!("{}: {e}", path.display())))?;
     std::fs::write(&path, text).map_err(|e| io_error(&path, e))
+}
+
+/// Where the labelled models of the suites written to `out` load from
+/// (label -> source); empty when none was labelled.
+pub fn read_model_sources(out: &Path) -> Result<BTreeMap<String, String>> {
+    let path = out.join("model_sources.json");
+    if !path.is_file() {
+        return Ok(BTreeMap::new());
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| io_error(&path, e))?;
+    serde_json::from_str(&text)
+        .map_err(|e| DataFusionError::Execution(format!("{}: {e}", path.display())))
 }
 
 /// The first value of a one-row query, as text.
