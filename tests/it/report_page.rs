@@ -13,7 +13,8 @@ use clip_model::checkpoint::write_random_model;
 
 /// The report's tables (report.sql's queries and the accuracy matrix),
 /// each a section of the page.
-const TABLES: [&str; 7] = [
+const TABLES: [&str; 8] = [
+    "models",
     "accuracy",
     "accuracy_by_task",
     "country211_by_region",
@@ -129,6 +130,18 @@ fn the_report_page_renders_every_table_and_chart_and_follows_the_ensemble() {
         assert!(
             dom[at..].trim_start_matches(|c| c != '<').contains("<svg"),
             "{chart}"
+        );
+    }
+    // The matrix as the article lays it out: one table per task group.
+    for group in [
+        "general objects",
+        "fine-grained",
+        "remote sensing",
+        "all datasets",
+    ] {
+        assert!(
+            dom.contains(&format!("<h4>{group}</h4>")),
+            "no {group} table"
         );
     }
     // Every dataset's row in the accuracy table (17 datasets x 2 models).

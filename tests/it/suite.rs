@@ -265,6 +265,7 @@ async fn the_suite_writes_predictions_tables_json_and_charts() {
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     let markdown = std::fs::read_to_string(out.join("report.md")).unwrap();
     for table in [
+        "models",
         "accuracy",
         "accuracy_by_task",
         "country211_by_region",

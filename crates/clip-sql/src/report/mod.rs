@@ -122,6 +122,7 @@ pub async fn build_report(inputs: &ReportInputs, ctx: &SessionContext) -> Result
     }
     warn_without_ensemble(ctx).await?;
     tables.push(accuracy_matrix(ctx, &inputs.catalogue, &inputs.models, out).await?);
+    tables.insert(0, models_table(ctx, out).await?);
     let mut tables_text = String::new();
     for table in &tables {
         tables_text.push_str(&format!(
@@ -244,20 +245,19 @@ fn model_facts(model: &str) -> (Option<&'static str>, Option<i64>) {
     }
 }
 
-/// `run_models(model, label, family, parameters)`: the run's models with
+/// `run_models(model, label, source, family, parameters)`: the run's models with
 /// what the report shows of them, for report.sql and the scatter.
 async fn register_models(
     ctx: &SessionContext,
     models: &[String],
     sources: &BTreeMap<String, String>,
 ) -> Result<()> {
-    let facts: Vec<_> = models
-        .iter()
-        .map(|m| model_facts(sources.get(m).unwrap_or(m)))
-        .collect();
+    let source_of = |m: &String| sources.get(m).unwrap_or(m).clone();
+    let facts: Vec<_> = models.iter().map(|m| model_facts(&source_of(m))).collect();
     let schema = Arc::new(Schema::new(vec![
         Field::new("model", DataType::Utf8, false),
         Field::new("label", DataType::Utf8, false),
+        Field::new("source", DataType::Utf8, false),
         Field::new("family", DataType::Utf8, true),
         Field::new("parameters", DataType::Int64, true),
     ]));
@@ -268,6 +268,7 @@ async fn register_models(
             Arc::new(StringArray::from_iter_values(
                 models.iter().map(|m| model_label(m)),
             )),
+            Arc::new(StringArray::from_iter_values(models.iter().map(source_of))),
             Arc::new(StringArray::from_iter(facts.iter().map(|f| f.0))),
             Arc::new(Int64Array::from_iter(facts.iter().map(|f| f.1))),
         ],
@@ -278,6 +279,32 @@ async fn register_models(
         Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
     )?;
     Ok(())
+}
+
+/// The run's models: label, where it loads from, family and size (millions of
+/// parameters, from the architecture); also tables/models.csv.
+async fn models_table(ctx: &SessionContext, out: &Path) -> Result<ReportTable> {
+    let sql = "SELECT label AS model, source, family, \
+               round(parameters / 1e6, 2) AS parameters_millions \
+               FROM run_models";
+    let frame = ctx.sql(sql).await?;
+    let batches = frame.clone().collect().await?;
+    let path = out.join("tables").join("models.csv");
+    frame
+        .write_csv(
+            &path.to_string_lossy(),
+            DataFrameWriteOptions::new().with_single_file_output(true),
+            None,
+        )
+        .await?;
+    Ok(ReportTable {
+        name: "models".to_string(),
+        heading: "-- The models of this run: family and parameters counted from the \
+                  architecture (equal to open_clip's published counts for OpenAI's)."
+            .to_string(),
+        sql: sql.to_string(),
+        batches,
+    })
 }
 
 /// Run a report SQL file; one [`ReportTable`] per query in it, with the

@@ -209,30 +209,19 @@ fn html_page(inputs: &ReportInputs, tables: &[ReportTable], svgs: &[&PathBuf]) -
         let _ = writeln!(
             page,
             "<section class=\"report-table\" id=\"table-{name}\">\n<h3>{name}</h3>\n\
-             <p class=\"note\">{note}</p>\n<table>\n<tr>{head}</tr>",
+             <p class=\"note\">{note}</p>",
             name = escape(&table.name),
             note = escape(&comment_text(&table.heading)),
-            head = header
-                .iter()
-                .map(|h| format!("<th>{}</th>", escape(h)))
-                .collect::<String>()
         );
-        for row in &body {
-            let cells: String = row
-                .iter()
-                .map(|c| {
-                    if is_number(c) {
-                        format!("<td class=\"number\">{}</td>", escape(c))
-                    } else {
-                        format!("<td>{}</td>", escape(c))
-                    }
-                })
-                .collect();
-            let _ = writeln!(page, "<tr>{cells}</tr>");
+        for (group, header, body) in layout(&table.name, &header, &body) {
+            if let Some(group) = group {
+                let _ = writeln!(page, "<h4>{}</h4>", escape(&group));
+            }
+            page.push_str(&html_table(&header, &body));
         }
         let _ = writeln!(
             page,
-            "</table>\n<p class=\"note\">{} rows; <a href=\"tables/{}.csv\">CSV</a></p>\n\
+            "<p class=\"note\">{} rows; <a href=\"tables/{}.csv\">CSV</a></p>\n\
              <details><summary>SQL</summary><pre><code>{}</code></pre></details>\n</section>",
             body.len(),
             escape(&table.name),
@@ -241,6 +230,79 @@ fn html_page(inputs: &ReportInputs, tables: &[ReportTable], svgs: &[&PathBuf]) -
     }
     page.push_str("</body>\n</html>\n");
     Ok(page)
+}
+
+/// A table's parts as the page shows them: the accuracy matrix as one
+/// table per task group, as the article lays out its general-object and
+/// fine-grained tables (the `mean` row last, on its own); any other table
+/// whole.
+type Part = (Option<String>, Vec<String>, Vec<Vec<String>>);
+
+fn layout(name: &str, header: &[String], body: &[Vec<String>]) -> Vec<Part> {
+    if name != "accuracy_matrix" || header.first().map(String::as_str) != Some("task") {
+        return vec![(None, header.to_vec(), body.to_vec())];
+    }
+    let mut parts: Vec<Part> = Vec::new();
+    for row in body {
+        let group = if row[0].is_empty() {
+            "all datasets".to_string()
+        } else {
+            row[0].clone()
+        };
+        match parts.last_mut() {
+            Some((Some(last), _, rows)) if *last == group => rows.push(row[1..].to_vec()),
+            _ => parts.push((Some(group), header[1..].to_vec(), vec![row[1..].to_vec()])),
+        }
+    }
+    parts
+}
+
+fn html_table(header: &[String], body: &[Vec<String>]) -> String {
+    let mut out = format!(
+        "<table>\n<tr>{}</tr>\n",
+        header
+            .iter()
+            .map(|h| format!("<th>{}</th>", escape(h)))
+            .collect::<String>()
+    );
+    for row in body {
+        let cells: String = row
+            .iter()
+            .map(|c| {
+                if is_number(c) {
+                    format!("<td class=\"number\">{}</td>", escape(c))
+                } else {
+                    format!("<td>{}</td>", escape(c))
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "<tr>{cells}</tr>");
+    }
+    out.push_str("</table>\n");
+    out
+}
+
+fn markdown_table(header: &[String], body: &[Vec<String>]) -> String {
+    let mut out = format!(
+        "| {} |\n|{}\n",
+        header
+            .iter()
+            .map(|h| markdown_cell(h))
+            .collect::<Vec<_>>()
+            .join(" | "),
+        " --- |".repeat(header.len())
+    );
+    for row in body {
+        let _ = writeln!(
+            out,
+            "| {} |",
+            row.iter()
+                .map(|c| markdown_cell(c))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
+    }
+    out
 }
 
 fn markdown_cell(cell: &str) -> String {
@@ -281,29 +343,16 @@ fn markdown_page(
             table.name,
             comment_text(&table.heading)
         );
-        let _ = writeln!(
-            page,
-            "| {} |\n|{}",
-            header
-                .iter()
-                .map(|h| markdown_cell(h))
-                .collect::<Vec<_>>()
-                .join(" | "),
-            " --- |".repeat(header.len())
-        );
-        for row in &body {
-            let _ = writeln!(
-                page,
-                "| {} |",
-                row.iter()
-                    .map(|c| markdown_cell(c))
-                    .collect::<Vec<_>>()
-                    .join(" | ")
-            );
+        for (group, header, body) in layout(&table.name, &header, &body) {
+            if let Some(group) = group {
+                let _ = writeln!(page, "#### {group}\n");
+            }
+            page.push_str(&markdown_table(&header, &body));
+            page.push('\n');
         }
         let _ = writeln!(
             page,
-            "\n<details><summary>SQL</summary>\n\n```sql\n{}\n```\n</details>",
+            "<details><summary>SQL</summary>\n\n```sql\n{}\n```\n</details>",
             table.sql
         );
     }
