@@ -278,6 +278,7 @@ def test_functions_carry_their_sql_signatures():
         "clip_zero_shot",
         "clip_zero_shot_probs",
         "cosine_similarity",
+        "clip_top_k",
         "clip_image_error",
         "array_argmax",
         "weighted_avg_list",

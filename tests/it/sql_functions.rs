@@ -473,3 +473,76 @@ async fn works_on_a_current_thread_runtime() {
     assert!(rows[0][0] == "cat" || rows[0][0] == "dog", "{rows:?}");
     assert!(rows[1][0].is_empty(), "a NULL image gives NULL: {rows:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clip_top_k_ranks_candidates_best_first() {
+    let ctx = context();
+    // Scores 0.0, 0.6, 1.0, 0.6: best first, equal scores by position.
+    let text = query_text(
+        &ctx,
+        "SELECT clip_top_k([1.0, 0.0], [[0.0, 1.0], [0.6, 0.8], [1.0, 0.0], [0.6, 0.8]], 3) AS top",
+    )
+    .await;
+    assert_eq!(table_rows(&text), [["[2, 1, 3]"]]);
+
+    // Candidates from a scalar subquery, held once for every query; a NULL
+    // candidate is never ranked, a NULL query gives NULL, k past the end
+    // gives every candidate.
+    query(
+        &ctx,
+        "CREATE TABLE cands AS SELECT * FROM (VALUES (0, [1.0, 0.0]), (1, NULL), (2, [0.0, 1.0])) AS t(id, v)",
+    )
+    .await
+    .unwrap();
+    let text = query_text(
+        &ctx,
+        "SELECT q, clip_top_k(v, (SELECT array_agg(v ORDER BY id) FROM cands), 10) AS top \
+         FROM (VALUES (1, [0.2, 0.9]), (2, NULL), (3, [0.9, 0.2])) AS t(q, v) ORDER BY q",
+    )
+    .await;
+    assert_eq!(
+        table_rows(&text),
+        [["1", "[2, 0]"], ["2", ""], ["3", "[0, 2]"]]
+    );
+
+    // Images ranked for a caption by the tiny model: its own embedding is
+    // its own best match.
+    let m = tiny_model();
+    register_images(
+        &ctx,
+        (0..5u32).map(|i| Some(png_bytes(40 + i, 30, i))).collect(),
+    );
+    let text = query_text(
+        &ctx,
+        &format!(
+            "WITH e AS (SELECT id AS i, clip_embed_image('{m}', image) AS v FROM imgs) \
+             SELECT i, clip_top_k(v, (SELECT array_agg(v ORDER BY i) FROM e), 1)[1] AS best FROM e ORDER BY i"
+        ),
+    )
+    .await;
+    for row in table_rows(&text) {
+        assert_eq!(row[0], row[1], "{text}");
+    }
+
+    for (sql, message) in [
+        (
+            "SELECT clip_top_k([1.0], [[1.0]], 0)",
+            "k must be at least 1",
+        ),
+        (
+            "SELECT clip_top_k([1.0, 2.0], [[1.0]], 1)",
+            "a query has 2 values but the candidates have 1",
+        ),
+        (
+            "SELECT clip_top_k([1.0], [1.0], 1)",
+            "the candidates must be a list of float lists",
+        ),
+        (
+            "SELECT clip_top_k([1.0], [[1.0]], 'a')",
+            "k must be an integer",
+        ),
+    ] {
+        let err = query(&ctx, sql).await.unwrap_err().to_string();
+        assert!(err.contains(message), "{sql}: {err}");
+    }
+}

@@ -102,6 +102,7 @@ def register(ctx: datafusion.SessionContext, **settings: Any) -> None:
     - ``clip_zero_shot_probs(model, image_or_embedding, labels [, templates])
       -> List<Float32>``
     - ``cosine_similarity(a, b) -> Float32``
+    - ``clip_top_k(query, candidates, k) -> List<Int32>`` (0-based positions, best first)
     - ``clip_image_error([model,] image) -> Utf8`` (NULL when usable)
     - ``array_argmax(list) -> Int32``
     - ``weighted_avg_list(list, weight) -> List<Float32>`` (aggregate)

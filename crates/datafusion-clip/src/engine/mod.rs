@@ -9,6 +9,7 @@ pub mod encode;
 pub mod error;
 pub mod model_cache;
 pub mod progress;
+pub mod ranking;
 pub mod stage_clock;
 pub mod worker;
 

@@ -8,6 +8,7 @@ pub mod clip_embed_image;
 pub mod clip_embed_text;
 pub mod clip_image_error;
 pub mod clip_models;
+pub mod clip_top_k;
 pub mod clip_zero_shot;
 pub mod clip_zero_shot_probs;
 pub mod cosine_similarity;
@@ -40,6 +41,7 @@ pub fn scalar_functions(options: &ClipOptions) -> Vec<ScalarUDF> {
             options.clone(),
         )),
         ScalarUDF::new_from_impl(cosine_similarity::CosineSimilarity::new()),
+        ScalarUDF::new_from_impl(clip_top_k::ClipTopK::new()),
         ScalarUDF::new_from_impl(clip_image_error::ClipImageError::new(options.clone())),
         ScalarUDF::new_from_impl(array_argmax::ArrayArgmax::new()),
     ]
