@@ -27,6 +27,7 @@ mod query_cancel;
 mod reliability;
 mod report_page;
 mod resnet_models;
+mod retrieval;
 mod sql_files;
 mod sql_functions;
 mod suite;

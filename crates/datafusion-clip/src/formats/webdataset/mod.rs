@@ -9,7 +9,11 @@
 //! sample: `key`, `label` (the integer in `.cls`, NULL when absent), `image`
 //! (the first `.jpg`/`.jpeg`/`.png`/`.webp`/... member) and one column per
 //! other extension seen in the first samples of the first shard (`txt`,
-//! `json`: text; others: bytes).
+//! `json`: text; others: bytes). In CLIP_benchmark's retrieval layout (a
+//! `dataset_type.txt` reading `retrieval` beside the shards or one folder
+//! up), the table also has `captions`: the sample's `.txt` split into lines
+//! as CLIP_benchmark splits it (Python's `str.splitlines`), one caption per
+//! line.
 
 pub mod scan;
 pub mod tar_stream;
@@ -56,8 +60,12 @@ pub fn extra_column_name(extension: &str) -> String {
     extension.replace(['.', '-'], "_")
 }
 
-/// The columns: key, label, image, then the extra extensions (sorted).
-pub fn webdataset_schema(extras: &BTreeSet<String>) -> SchemaRef {
+/// The captions column of the retrieval layout.
+pub const CAPTIONS_COLUMN: &str = "captions";
+
+/// The columns: key, label, image, then the extra extensions (sorted), then
+/// `captions` for the retrieval layout.
+pub fn webdataset_schema(extras: &BTreeSet<String>, captions: bool) -> SchemaRef {
     let mut fields = vec![
         Field::new("key", DataType::Utf8, false),
         Field::new("label", DataType::Int32, true),
@@ -71,7 +79,43 @@ pub fn webdataset_schema(extras: &BTreeSet<String>) -> SchemaRef {
         };
         fields.push(Field::new(extra_column_name(ext), t, true));
     }
+    if captions {
+        fields.push(Field::new(
+            CAPTIONS_COLUMN,
+            DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))),
+            true,
+        ));
+    }
     Arc::new(Schema::new(fields))
+}
+
+/// Lines as Python's `str.splitlines()` cuts them (what CLIP_benchmark
+/// applies to a retrieval sample's `.txt`): at `\n`, `\r`, `\r\n` and
+/// the other Unicode line boundaries, with no empty line after a final
+/// break.
+pub fn split_lines(text: &str) -> Vec<&str> {
+    const BREAKS: [char; 10] = [
+        '\n', '\r', '\u{0b}', '\u{0c}', '\u{1c}', '\u{1d}', '\u{1e}', '\u{85}', '\u{2028}',
+        '\u{2029}',
+    ];
+    let mut lines = Vec::new();
+    let mut start = 0;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if BREAKS.contains(&c) {
+            lines.push(&text[start..i]);
+            let mut end = i + c.len_utf8();
+            if c == '\r' && chars.peek().is_some_and(|&(_, next)| next == '\n') {
+                chars.next();
+                end += 1;
+            }
+            start = end;
+        }
+    }
+    if start < text.len() {
+        lines.push(&text[start..]);
+    }
+    lines
 }
 
 /// Whether an extension is one of the fixed columns' sources.
@@ -118,6 +162,9 @@ pub struct WebDatasetTableParts {
     pub shards: Vec<Shard>,
     pub extras: BTreeSet<String>,
     pub skip_unreadable: bool,
+    /// CLIP_benchmark's retrieval layout: a `captions` column.
+    #[serde(default)]
+    pub captions: bool,
 }
 
 /// A set of WebDataset shards.
@@ -130,6 +177,7 @@ pub struct WebDatasetTable {
     extras: BTreeSet<String>,
     schema: SchemaRef,
     skip_unreadable: bool,
+    captions: bool,
 }
 
 impl WebDatasetTable {
@@ -145,13 +193,15 @@ impl WebDatasetTable {
         };
         let store = state.runtime_env().object_store(&store_url)?;
         let extras = extra_extensions(&store, first).await?;
+        let captions = extras.contains("txt") && is_retrieval_layout(&store, first).await;
         Ok(Self {
             location: location.to_string(),
             store_url,
-            schema: webdataset_schema(&extras),
+            schema: webdataset_schema(&extras, captions),
             shards,
             extras,
             skip_unreadable,
+            captions,
         })
     }
 
@@ -169,6 +219,7 @@ impl WebDatasetTable {
             shards: self.shards.clone(),
             extras: self.extras.clone(),
             skip_unreadable: self.skip_unreadable,
+            captions: self.captions,
         }
     }
 
@@ -176,10 +227,11 @@ impl WebDatasetTable {
         Ok(Self {
             location: parts.location,
             store_url: ObjectStoreUrl::parse(&parts.store_url)?,
-            schema: webdataset_schema(&parts.extras),
+            schema: webdataset_schema(&parts.extras, parts.captions),
             shards: parts.shards,
             extras: parts.extras,
             skip_unreadable: parts.skip_unreadable,
+            captions: parts.captions,
         })
     }
 }
@@ -315,6 +367,36 @@ async fn shards_from_count_file(
         .collect())
 }
 
+/// Whether the shards are in CLIP_benchmark's retrieval layout: a
+/// `dataset_type.txt` reading `retrieval` in the first shard's folder or
+/// the one above it (`<dataset>/dataset_type.txt`, `<dataset>/test/0.tar`).
+/// Unreadable or absent means no.
+async fn is_retrieval_layout(store: &Arc<dyn object_store::ObjectStore>, shard: &Shard) -> bool {
+    let mut folder = shard.location.as_str();
+    for _ in 0..2 {
+        folder = folder.rfind('/').map_or("", |i| &folder[..i]);
+        let candidate = if folder.is_empty() {
+            "dataset_type.txt".to_string()
+        } else {
+            format!("{folder}/dataset_type.txt")
+        };
+        let Ok(path) = stored_path(&candidate) else {
+            continue;
+        };
+        if let Ok(found) = store.get(&path).await
+            && let Ok(bytes) = found.bytes().await
+        {
+            return String::from_utf8_lossy(&bytes)
+                .trim()
+                .eq_ignore_ascii_case("retrieval");
+        }
+        if folder.is_empty() {
+            break;
+        }
+    }
+    false
+}
+
 /// Extensions other than the fixed columns' in the first samples of a shard.
 async fn extra_extensions(
     store: &Arc<dyn object_store::ObjectStore>,
@@ -370,6 +452,7 @@ impl TableProvider for WebDatasetTable {
             skip_unreadable: self.skip_unreadable,
             max_image_bytes: options.max_image_bytes,
             oversized_is_error: options.on_error == OnErrorSetting::Error,
+            captions: self.captions,
             ..WebDatasetScan::new(
                 &self.shards,
                 self.extras.clone(),
@@ -408,6 +491,17 @@ mod tests {
         assert!(expand_braces("s/{3..1}.tar").is_err());
         assert!(expand_braces("s/{0..x}.tar").is_err());
         assert!(expand_braces("s/{0..1.tar").is_err());
+    }
+
+    #[test]
+    fn captions_split_as_python_splitlines_does() {
+        assert_eq!(split_lines("a\nb\n"), ["a", "b"]);
+        assert_eq!(split_lines("a\r\nb\rc"), ["a", "b", "c"]);
+        assert_eq!(split_lines("a\n\nb"), ["a", "", "b"]);
+        assert_eq!(split_lines("a\u{2028}b\u{85}c\u{0b}"), ["a", "b", "c"]);
+        assert_eq!(split_lines(""), Vec::<&str>::new());
+        assert_eq!(split_lines("\n"), [""]);
+        assert_eq!(split_lines("one caption"), ["one caption"]);
     }
 
     #[test]

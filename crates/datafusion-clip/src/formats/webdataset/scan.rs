@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use datafusion::arrow::array::{
-    ArrayRef, Int32Builder, RecordBatch, RecordBatchOptions, StringBuilder,
+    ArrayRef, Int32Builder, ListBuilder, RecordBatch, RecordBatchOptions, StringBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::{Result, internal_err};
@@ -23,7 +23,10 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
 use super::tar_stream::TarStream;
-use super::{extra_column_name, is_fixed_extension, split_member_name, webdataset_schema};
+use super::{
+    CAPTIONS_COLUMN, extra_column_name, is_fixed_extension, split_lines, split_member_name,
+    webdataset_schema,
+};
 use crate::config::DEFAULT_MAX_IMAGE_BYTES;
 use crate::formats::image_scan::{
     BATCH_IMAGE_BYTES, ImageScanExec, PartitionScan, ScanSource, binary_column,
@@ -65,6 +68,9 @@ pub struct WebDatasetScan {
     /// the `oversized_members` metric.
     #[serde(default)]
     pub oversized_is_error: bool,
+    /// CLIP_benchmark's retrieval layout: `captions` from each `.txt`.
+    #[serde(default)]
+    pub captions: bool,
 }
 
 impl WebDatasetScan {
@@ -84,6 +90,7 @@ impl WebDatasetScan {
             skip_unreadable: false,
             max_image_bytes: DEFAULT_MAX_IMAGE_BYTES,
             oversized_is_error: false,
+            captions: false,
         }
     }
 }
@@ -92,7 +99,7 @@ impl ScanSource for WebDatasetScan {
     const NAME: &'static str = "WebDatasetExec";
 
     fn table_schema(&self) -> SchemaRef {
-        webdataset_schema(&self.extras)
+        webdataset_schema(&self.extras, self.captions)
     }
 
     fn partition_count(&self) -> usize {
@@ -115,7 +122,7 @@ impl ScanSource for WebDatasetScan {
 
     fn open(&self, partition: usize, scan: PartitionScan<'_>) -> Result<SendableRecordBatchStream> {
         let shards = partition_group(&self.groups, partition);
-        let table_schema = webdataset_schema(&self.extras);
+        let table_schema = webdataset_schema(&self.extras, self.captions);
         let read_columns = scan
             .projection
             .iter()
@@ -304,7 +311,9 @@ impl SampleReader {
         } else {
             extra_column_name(ext)
         };
-        self.read_columns.contains(&column)
+        // The captions are the `.txt` member's lines.
+        let for_captions = ext == "txt" && self.read_columns.contains(CAPTIONS_COLUMN);
+        self.read_columns.contains(&column) || for_captions
     }
 
     /// A shard could not be read: an error naming it, or with
@@ -342,6 +351,21 @@ impl SampleReader {
                     let images: Vec<Option<Bytes>> =
                         samples.iter().map(|s| s.image.clone()).collect();
                     Arc::new(image_column(&images)?)
+                }
+                CAPTIONS_COLUMN => {
+                    let mut b = ListBuilder::new(StringBuilder::new());
+                    for s in samples {
+                        match s.extras.get("txt") {
+                            Some(text) => {
+                                for line in split_lines(&String::from_utf8_lossy(text)) {
+                                    b.values().append_value(line);
+                                }
+                                b.append(true);
+                            }
+                            None => b.append(false),
+                        }
+                    }
+                    Arc::new(b.finish())
                 }
                 name => {
                     let Some(ext) = self.extras.iter().find(|e| extra_column_name(e) == name)
