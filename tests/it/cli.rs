@@ -4,6 +4,19 @@ use std::process::Output;
 
 use crate::common::*;
 
+/// The interactive shell in `dir`, reading statements from a pipe.
+fn spawn_shell(dir: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_clip-sql"))
+        .current_dir(dir)
+        .args(["-q", "--format", "csv"])
+        .env("HF_HUB_OFFLINE", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -226,15 +239,7 @@ fn image_table_options_work_in_commands_files_and_the_shell() {
     }
 
     // The shell, reading its statements from a pipe.
-    let mut shell = std::process::Command::new(env!("CARGO_BIN_EXE_clip-sql"))
-        .current_dir(dir.path())
-        .args(["-q", "--format", "csv"])
-        .env("HF_HUB_OFFLINE", "1")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut shell = spawn_shell(dir.path());
     {
         use std::io::Write;
         let mut stdin = shell.stdin.take().unwrap();
@@ -280,15 +285,7 @@ fn ctrl_c_stops_the_running_statement_and_the_shell_still_exits() {
     let files: Vec<(&str, Vec<u8>)> = files.iter().map(|(p, b)| (p.as_str(), b.clone())).collect();
     let dir = folder(&files);
     let m = tiny_model();
-    let mut shell = std::process::Command::new(env!("CARGO_BIN_EXE_clip-sql"))
-        .current_dir(dir.path())
-        .args(["-q", "--format", "csv"])
-        .env("HF_HUB_OFFLINE", "1")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut shell = spawn_shell(dir.path());
     let lines = {
         let (sender, lines) = std::sync::mpsc::channel::<String>();
         let stdout = BufReader::new(shell.stdout.take().unwrap());

@@ -179,23 +179,7 @@ fn the_report_page_renders_every_table_and_chart_and_follows_the_ensemble() {
     .iter()
     .map(|f| std::fs::read_to_string(out.join(f)).unwrap())
     .collect();
-    let root = repo();
-    let report = clip_sql(&[
-        "report",
-        "--results",
-        out.to_str().unwrap(),
-        "--ensemble",
-        &format!("{a}=0.1,{b}=0.9"),
-        "--benchmarks",
-        &format!("{root}/sql/benchmarks"),
-        "--sqldata",
-        &format!("{root}/sql/data"),
-    ]);
-    assert!(
-        report.status.success(),
-        "{}",
-        String::from_utf8_lossy(&report.stderr)
-    );
+    report(&out, &["--ensemble", &format!("{a}=0.1,{b}=0.9")]);
     let after: Vec<String> = [
         "tables/ensemble.csv",
         "charts/ensemble_by_dataset.svg",
@@ -234,22 +218,7 @@ fn the_report_page_renders_every_table_and_chart_and_follows_the_ensemble() {
         ),
     )
     .unwrap();
-    let report = clip_sql(&[
-        "report",
-        "--results",
-        out.to_str().unwrap(),
-        "--efficiency",
-        bench.to_str().unwrap(),
-        "--benchmarks",
-        &format!("{root}/sql/benchmarks"),
-        "--sqldata",
-        &format!("{root}/sql/data"),
-    ]);
-    assert!(
-        report.status.success(),
-        "{}",
-        String::from_utf8_lossy(&report.stderr)
-    );
+    report(&out, &["--efficiency", bench.to_str().unwrap()]);
     let efficiency = csv_lines(&out.join("tables/efficiency.csv"));
     let mean_acc1: f64 = csv_lines(&out.join("tables/accuracy.csv"))[1..]
         .iter()
@@ -290,6 +259,28 @@ fn the_report_page_renders_every_table_and_chart_and_follows_the_ensemble() {
         String::from_utf8_lossy(&report.stderr).contains("no efficiency.csv"),
         "{}",
         String::from_utf8_lossy(&report.stderr)
+    );
+}
+
+/// `clip-sql report` over `results` with `extra` arguments; it must succeed.
+fn report(results: &Path, extra: &[&str]) {
+    let root = repo();
+    let (benchmarks, sqldata) = (format!("{root}/sql/benchmarks"), format!("{root}/sql/data"));
+    let mut args = vec![
+        "report",
+        "--results",
+        results.to_str().unwrap(),
+        "--benchmarks",
+        &benchmarks,
+        "--sqldata",
+        &sqldata,
+    ];
+    args.extend(extra);
+    let out = clip_sql(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 

@@ -37,6 +37,7 @@
 
 use std::any::Any;
 use std::fmt;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -143,9 +144,10 @@ fn is_model_call(expr: &Arc<dyn PhysicalExpr>) -> bool {
         .is_some_and(|call| MODEL_FUNCTIONS.contains(&call.name()))
 }
 
-/// What the scope nodes and the root of one plan share.
+/// What the scope nodes and the root of one plan share: the token of
+/// the current execution and the root's open outputs.
 #[derive(Debug, Default)]
-struct QueryState {
+pub struct QueryState {
     outputs: Mutex<Outputs>,
 }
 
@@ -191,29 +193,65 @@ impl QueryState {
     }
 }
 
-/// Wraps a node that evaluates model functions: CLIP calls made while its
-/// output is polled belong to this query.
+/// What one of this rewrite's nodes does with its input's streams; the
+/// rest of the node (a transparent wrapper) is [`QueryNode`].
+pub trait NodeRole: fmt::Debug + Send + Sync + 'static {
+    /// The node's name in `EXPLAIN`.
+    const NAME: &'static str;
+
+    fn execute(
+        input: &Arc<dyn ExecutionPlan>,
+        query: &Arc<QueryState>,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream>;
+}
+
+/// A node of the rewrite around `input`, sharing its query's state with the
+/// plan's other nodes; it keeps its input's properties.
 #[derive(Debug)]
-pub struct ClipQueryScopeExec {
+pub struct QueryNode<R> {
     input: Arc<dyn ExecutionPlan>,
     query: Arc<QueryState>,
+    role: PhantomData<R>,
 }
 
-impl ClipQueryScopeExec {
+impl<R> QueryNode<R> {
     fn new(input: Arc<dyn ExecutionPlan>, query: Arc<QueryState>) -> Self {
-        Self { input, query }
+        Self {
+            input,
+            query,
+            role: PhantomData,
+        }
     }
 }
 
-impl DisplayAs for ClipQueryScopeExec {
+/// Wraps a node that evaluates model functions: CLIP calls made while its
+/// output is polled belong to this query.
+pub type ClipQueryScopeExec = QueryNode<Scope>;
+
+/// The root of a plan that calls a model: each output partition runs on a
+/// task of its own, and dropping the outputs unfinished cancels the
+/// query's CLIP work.
+pub type ClipCancelOnDropExec = QueryNode<CancelOnDrop>;
+
+/// The role of [`ClipQueryScopeExec`].
+#[derive(Debug)]
+pub struct Scope;
+
+/// The role of [`ClipCancelOnDropExec`].
+#[derive(Debug)]
+pub struct CancelOnDrop;
+
+impl<R: NodeRole> DisplayAs for QueryNode<R> {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "ClipQueryScopeExec")
+        write!(f, "{}", R::NAME)
     }
 }
 
-impl ExecutionPlan for ClipQueryScopeExec {
+impl<R: NodeRole> ExecutionPlan for QueryNode<R> {
     fn name(&self) -> &str {
-        "ClipQueryScopeExec"
+        R::NAME
     }
 
     fn properties(&self) -> &Arc<PlanProperties> {
@@ -241,10 +279,12 @@ impl ExecutionPlan for ClipQueryScopeExec {
 
     fn with_new_children(
         self: Arc<Self>,
-        children: Vec<Arc<dyn ExecutionPlan>>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let input = only_child(children, "ClipQueryScopeExec")?;
-        Ok(Arc::new(Self::new(input, Arc::clone(&self.query))))
+        match (children.pop(), children.is_empty()) {
+            (Some(input), true) => Ok(Arc::new(Self::new(input, Arc::clone(&self.query)))),
+            _ => internal_err!("{} takes exactly one child", R::NAME),
+        }
     }
 
     fn execute(
@@ -252,13 +292,66 @@ impl ExecutionPlan for ClipQueryScopeExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let input = {
-            let _scope = self.query.current().enter();
-            self.input.execute(partition, context)?
+        R::execute(&self.input, &self.query, partition, context)
+    }
+}
+
+impl NodeRole for Scope {
+    const NAME: &'static str = "ClipQueryScopeExec";
+
+    fn execute(
+        input: &Arc<dyn ExecutionPlan>,
+        query: &Arc<QueryState>,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let stream = {
+            let _scope = query.current().enter();
+            input.execute(partition, context)?
         };
         Ok(Box::pin(ScopedStream {
-            input,
-            query: Arc::clone(&self.query),
+            input: stream,
+            query: Arc::clone(query),
+        }))
+    }
+}
+
+impl NodeRole for CancelOnDrop {
+    const NAME: &'static str = "ClipCancelOnDropExec";
+
+    fn execute(
+        input: &Arc<dyn ExecutionPlan>,
+        query: &Arc<QueryState>,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        if partition >= input.output_partitioning().partition_count() {
+            return internal_err!("{} has no partition {partition}", Self::NAME);
+        }
+        query.output_opened();
+        let output = OpenOutput {
+            query: Arc::clone(query),
+            finished: false,
+        };
+        // The input runs on its own task: the consumer only waits on a
+        // channel, so dropping it takes effect at once even while a CLIP
+        // call blocks the input's thread. The task is aborted with the
+        // stream.
+        let mut builder = RecordBatchReceiverStreamBuilder::new(input.schema(), 2);
+        let sender = builder.tx();
+        let input = Arc::clone(input);
+        builder.spawn(async move {
+            let mut stream = input.execute(partition, context)?;
+            while let Some(batch) = stream.next().await {
+                if sender.send(batch).await.is_err() {
+                    break; // the output was dropped
+                }
+            }
+            Ok(())
+        });
+        Ok(Box::pin(OutputStream {
+            input: builder.build(),
+            output,
         }))
     }
 }
@@ -284,99 +377,6 @@ impl Stream for ScopedStream {
 impl RecordBatchStream for ScopedStream {
     fn schema(&self) -> SchemaRef {
         self.input.schema()
-    }
-}
-
-/// The root of a plan that calls a model: each output partition runs on a
-/// task of its own, and dropping the outputs unfinished cancels the
-/// query's CLIP work.
-#[derive(Debug)]
-pub struct ClipCancelOnDropExec {
-    input: Arc<dyn ExecutionPlan>,
-    query: Arc<QueryState>,
-}
-
-impl ClipCancelOnDropExec {
-    fn new(input: Arc<dyn ExecutionPlan>, query: Arc<QueryState>) -> Self {
-        Self { input, query }
-    }
-}
-
-impl DisplayAs for ClipCancelOnDropExec {
-    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "ClipCancelOnDropExec")
-    }
-}
-
-impl ExecutionPlan for ClipCancelOnDropExec {
-    fn name(&self) -> &str {
-        "ClipCancelOnDropExec"
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        self.input.properties()
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.input]
-    }
-
-    fn maintains_input_order(&self) -> Vec<bool> {
-        vec![true]
-    }
-
-    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
-        vec![false]
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
-    ) -> Result<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
-
-    fn with_new_children(
-        self: Arc<Self>,
-        children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        let input = only_child(children, "ClipCancelOnDropExec")?;
-        Ok(Arc::new(Self::new(input, Arc::clone(&self.query))))
-    }
-
-    fn execute(
-        &self,
-        partition: usize,
-        context: Arc<TaskContext>,
-    ) -> Result<SendableRecordBatchStream> {
-        if partition >= self.input.output_partitioning().partition_count() {
-            return internal_err!("ClipCancelOnDropExec has no partition {partition}");
-        }
-        self.query.output_opened();
-        let output = OpenOutput {
-            query: Arc::clone(&self.query),
-            finished: false,
-        };
-        // The input runs on its own task: the consumer only waits on a
-        // channel, so dropping it takes effect at once even while a CLIP
-        // call blocks the input's thread. The task is aborted with the
-        // stream.
-        let mut builder = RecordBatchReceiverStreamBuilder::new(self.schema(), 2);
-        let sender = builder.tx();
-        let input = Arc::clone(&self.input);
-        builder.spawn(async move {
-            let mut stream = input.execute(partition, context)?;
-            while let Some(batch) = stream.next().await {
-                if sender.send(batch).await.is_err() {
-                    break; // the output was dropped
-                }
-            }
-            Ok(())
-        });
-        Ok(Box::pin(OutputStream {
-            input: builder.build(),
-            output,
-        }))
     }
 }
 
@@ -417,15 +417,5 @@ impl Stream for OutputStream {
 impl RecordBatchStream for OutputStream {
     fn schema(&self) -> SchemaRef {
         self.input.schema()
-    }
-}
-
-fn only_child(
-    mut children: Vec<Arc<dyn ExecutionPlan>>,
-    node: &str,
-) -> Result<Arc<dyn ExecutionPlan>> {
-    match (children.pop(), children.is_empty()) {
-        (Some(child), true) => Ok(child),
-        _ => internal_err!("{node} takes exactly one child"),
     }
 }

@@ -287,16 +287,7 @@ async fn models_table(ctx: &SessionContext, out: &Path) -> Result<ReportTable> {
     let sql = "SELECT label AS model, source, family, \
                round(parameters / 1e6, 2) AS parameters_millions \
                FROM run_models";
-    let frame = ctx.sql(sql).await?;
-    let batches = frame.clone().collect().await?;
-    let path = out.join("tables").join("models.csv");
-    frame
-        .write_csv(
-            &path.to_string_lossy(),
-            DataFrameWriteOptions::new().with_single_file_output(true),
-            None,
-        )
-        .await?;
+    let batches = query_to_csv(ctx, sql, &out.join("tables").join("models.csv")).await?;
     Ok(ReportTable {
         name: "models".to_string(),
         heading: "-- The models of this run: family and parameters counted from the \
@@ -433,16 +424,7 @@ async fn accuracy_matrix(
         last = catalogue.len(),
         mean = catalogue.len() + 1,
     );
-    let frame = ctx.sql(&sql).await?;
-    let batches = frame.clone().collect().await?;
-    let path = out.join("tables").join("accuracy_matrix.csv");
-    frame
-        .write_csv(
-            &path.to_string_lossy(),
-            DataFrameWriteOptions::new().with_single_file_output(true),
-            None,
-        )
-        .await?;
+    let batches = query_to_csv(ctx, &sql, &out.join("tables").join("accuracy_matrix.csv")).await?;
     Ok(ReportTable {
         name: "accuracy_matrix".to_string(),
         heading: "-- Top-1 accuracy (percent) by dataset and model, datasets grouped by task as \
@@ -451,6 +433,20 @@ async fn accuracy_matrix(
         sql,
         batches,
     })
+}
+
+/// Run `sql`, write its rows to the CSV file `path` and return them.
+async fn query_to_csv(ctx: &SessionContext, sql: &str, path: &Path) -> Result<Vec<RecordBatch>> {
+    let frame = ctx.sql(sql).await?;
+    let batches = frame.clone().collect().await?;
+    frame
+        .write_csv(
+            &path.to_string_lossy(),
+            DataFrameWriteOptions::new().with_single_file_output(true),
+            None,
+        )
+        .await?;
+    Ok(batches)
 }
 
 async fn collect_sql(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
