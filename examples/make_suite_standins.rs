@@ -14,7 +14,10 @@
 //!
 //! Each dataset gets `images` samples (default 200) in shards of 100,
 //! labels cycling through its classes (sql/data/classnames/<dataset>.csv),
-//! each image a 64x48 JPEG-sized picture made from its key. A random model
+//! each image a 64x48 JPEG-sized picture made from its key; a retrieval
+//! dataset's samples carry five captions instead, in CLIP_benchmark's
+//! retrieval layout (`dataset_type.txt`), and the suite runs them because
+//! `--data` names them. A random model
 //! scores them near chance: the point is the pipeline, not the accuracy.
 
 use std::io::Cursor;
@@ -46,18 +49,40 @@ fn main() {
     }
 }
 
-fn datasets() -> std::io::Result<Vec<(String, usize)>> {
+/// (dataset, classes) of every dataset of the catalogue; `None` classes
+/// for a retrieval dataset (its task, the last field, is `retrieval`).
+fn datasets() -> std::io::Result<Vec<(String, Option<usize>)>> {
     let catalogue = std::fs::read_to_string(format!("{ROOT}/sql/benchmarks/datasets.csv"))?;
     let mut out = Vec::new();
     for line in catalogue.lines().skip(1) {
         let slug = line.split(',').next().unwrap_or_default().to_string();
+        if line.rsplit(',').next() == Some("retrieval") {
+            out.push((slug, None));
+            continue;
+        }
         let classes = std::fs::read_to_string(format!("{ROOT}/sql/data/classnames/{slug}.csv"))?
             .lines()
             .count()
             .saturating_sub(1);
-        out.push((slug, classes.max(1)));
+        out.push((slug, Some(classes.max(1))));
     }
     Ok(out)
+}
+
+/// Five captions for sample `n`, one per line, from a small vocabulary.
+fn captions(n: usize) -> String {
+    const WORDS: [&str; 12] = [
+        "a", "dog", "cat", "red", "car", "street", "two", "people", "on", "the", "beach", "running",
+    ];
+    (0..5)
+        .map(|c| {
+            (0..6)
+                .map(|w| WORDS[(n * 31 + c * 17 + w * 7) % WORDS.len()])
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn picture(seed: usize) -> std::io::Result<Vec<u8>> {
@@ -80,16 +105,23 @@ fn write_all(dir: &Path, images: usize) -> std::io::Result<()> {
     for (slug, classes) in datasets()? {
         let target = dir.join(&slug);
         std::fs::create_dir_all(&target)?;
+        if classes.is_none() {
+            // CLIP_benchmark's retrieval layout: the WEBDATASET table then
+            // has a `captions` column.
+            std::fs::write(target.join("dataset_type.txt"), "retrieval\n")?;
+        }
         for (shard, start) in (0..images).step_by(SHARD_SIZE).enumerate() {
             let mut builder = tar::Builder::new(Vec::new());
             for n in start..(start + SHARD_SIZE).min(images) {
                 let key = format!("s{n:06}");
-                // Spread labels over every class, whatever the count.
-                let label = (n * 7919) % classes;
-                let members = [
-                    ("cls", label.to_string().into_bytes()),
-                    ("webp", picture(n)?),
-                ];
+                let members = match classes {
+                    // Spread labels over every class, whatever the count.
+                    Some(classes) => [
+                        ("cls", ((n * 7919) % classes).to_string().into_bytes()),
+                        ("webp", picture(n)?),
+                    ],
+                    None => [("txt", captions(n).into_bytes()), ("webp", picture(n)?)],
+                };
                 for (ext, data) in members {
                     let mut header = tar::Header::new_gnu();
                     header.set_size(data.len() as u64);
@@ -100,7 +132,10 @@ fn write_all(dir: &Path, images: usize) -> std::io::Result<()> {
             }
             std::fs::write(target.join(format!("{shard}.tar")), builder.into_inner()?)?;
         }
-        println!("{slug}: {images} images, {classes} classes");
+        match classes {
+            Some(classes) => println!("{slug}: {images} images, {classes} classes"),
+            None => println!("{slug}: {images} images, 5 captions each"),
+        }
     }
     Ok(())
 }

@@ -311,14 +311,59 @@ pub fn metric_sum(plan: &dyn datafusion::physical_plan::ExecutionPlan, name: &st
     sum.1
 }
 
-/// The datasets of `sql/benchmarks/datasets.csv`, in its order.
-pub fn benchmark_datasets() -> Vec<String> {
+/// (dataset, task) of each row of `sql/benchmarks/datasets.csv`, in its
+/// order (the task is the last field; quoted fields hold commas).
+fn catalogue_rows() -> Vec<(String, String)> {
     std::fs::read_to_string(format!("{ROOT}/sql/benchmarks/datasets.csv"))
         .unwrap()
         .lines()
         .skip(1)
-        .map(|line| line.split(',').next().unwrap().to_string())
+        .map(|line| {
+            let slug = line.split(',').next().unwrap().to_string();
+            let task = line.rsplit(',').next().unwrap().to_string();
+            (slug, task)
+        })
         .collect()
+}
+
+/// The classification datasets of `sql/benchmarks/datasets.csv`, in its order.
+pub fn benchmark_datasets() -> Vec<String> {
+    catalogue_rows()
+        .into_iter()
+        .filter(|(_, task)| task != "retrieval")
+        .map(|(slug, _)| slug)
+        .collect()
+}
+
+/// The retrieval datasets of `sql/benchmarks/datasets.csv`.
+pub fn retrieval_datasets() -> Vec<String> {
+    catalogue_rows()
+        .into_iter()
+        .filter(|(_, task)| task == "retrieval")
+        .map(|(slug, _)| slug)
+        .collect()
+}
+
+/// Stand-in shards in CLIP_benchmark's retrieval layout: `dataset_type.txt`
+/// and two shards of three samples, each a 32x32 WebP and two captions.
+pub fn retrieval_standin(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("dataset_type.txt"), "retrieval\n").unwrap();
+    for s in 0..2u32 {
+        let samples: Vec<Sample> = (0..3u32)
+            .map(|i| {
+                let n = s * 3 + i;
+                (
+                    format!("{n:06}"),
+                    vec![
+                        ("webp", encode(&rgb_image(32, 32, n), ImageFormat::WebP)),
+                        ("txt", format!("picture {n}\nimage number {n}").into_bytes()),
+                    ],
+                )
+            })
+            .collect();
+        std::fs::write(dir.join(format!("{s}.tar")), webdataset_shard(&samples)).unwrap();
+    }
 }
 
 /// How many classes `sql/data/classnames/<slug>.csv` lists.

@@ -364,6 +364,10 @@ def write_catalogue():
         for slug, name, mirror, count, _ in DATASETS:
             w.writerow([slug, name, clip_benchmark_name(slug, mirror),
                         "true" if mirror else "false", count, TASKS[slug]])
+        # Retrieval: run by `clip-sql suite` when --datasets names them.
+        for slug, name, mirror, images, captions in RETRIEVAL:
+            w.writerow([slug, name, clip_benchmark_name(slug, mirror), "true",
+                        f"{images} ({captions} captions)", "retrieval"])
 
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@ use clip_model::checkpoint::write_random_model;
 
 /// The report's tables (report.sql's queries and the accuracy matrix),
 /// each a section of the page.
-const TABLES: [&str; 8] = [
+const TABLES: [&str; 9] = [
     "models",
+    "retrieval",
     "accuracy",
     "accuracy_by_task",
     "country211_by_region",
@@ -83,7 +84,7 @@ fn the_report_page_renders_every_table_and_chart_and_follows_the_ensemble() {
     write_random_model(&second, &ClipConfig::tiny(), 99).unwrap();
     let (a, b) = (tiny_model(), second.display().to_string());
     let datasets = benchmark_datasets();
-    let data: Vec<String> = datasets
+    let mut data: Vec<String> = datasets
         .iter()
         .map(|slug| {
             let dir = work.path().join("shards").join(slug);
@@ -91,11 +92,17 @@ fn the_report_page_renders_every_table_and_chart_and_follows_the_ensemble() {
             format!("{slug}={}/", dir.display())
         })
         .collect();
+    // Retrieval too: the suite runs a retrieval dataset given its shards.
+    for slug in retrieval_datasets() {
+        let dir = work.path().join("shards").join(&slug);
+        retrieval_standin(&dir);
+        data.push(format!("{slug}={}/", dir.display()));
+    }
     let out = work.path().join("results");
     let run = run_suite(
         &out,
         &format!("{a},{b}"),
-        &datasets.join(","),
+        &[datasets.clone(), retrieval_datasets()].concat().join(","),
         &data,
         &["--ensemble", &format!("{a}=0.6,{b}=0.4")],
     );
@@ -144,9 +151,46 @@ fn the_report_page_renders_every_table_and_chart_and_follows_the_ensemble() {
             "no {group} table"
         );
     }
-    // Every dataset's row in the accuracy table (17 datasets x 2 models).
+    // Every dataset's row in the accuracy table (17 datasets x 2 models),
+    // every retrieval dataset's in the retrieval table, and CLIP_benchmark's
+    // JSON for each.
     let accuracy = csv_lines(&out.join("tables/accuracy.csv"));
     assert_eq!(accuracy.len(), 1 + 2 * datasets.len());
+    let retrieval = csv_lines(&out.join("tables/retrieval.csv"));
+    assert_eq!(
+        retrieval.len(),
+        1 + 2 * retrieval_datasets().len(),
+        "{retrieval:?}"
+    );
+    for row in &retrieval[1..] {
+        // Six images, twelve captions: at k = 10 every caption finds its
+        // image; recall grows with k.
+        let cells: Vec<&str> = row.split(',').collect();
+        assert_eq!(&cells[2..4], ["6", "12"], "{row}");
+        assert_eq!(cells[6], "100.0", "{row}");
+        let text: Vec<f64> = cells[7..10].iter().map(|c| c.parse().unwrap()).collect();
+        assert!(text[0] <= text[1] && text[1] <= text[2], "{row}");
+    }
+    let json: Vec<String> = std::fs::read_dir(out.join("clip_benchmark"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        json.len(),
+        2 * (datasets.len() + retrieval_datasets().len())
+    );
+    let flickr = json
+        .iter()
+        .find(|name| {
+            name.starts_with("flickr30k_local_") && name.ends_with("_zeroshot_retrieval.json")
+        })
+        .unwrap_or_else(|| panic!("no Flickr30k result in {json:?}"));
+    let document: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("clip_benchmark").join(flickr)).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(document["task"], "zeroshot_retrieval");
+    assert_eq!(document["metrics"]["image_retrieval_recall@10"], 1.0);
 
     // Drawn: the charts' colours are on the screenshot.
     let shot = work.path().join("page.png");

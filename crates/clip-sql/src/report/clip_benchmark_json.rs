@@ -20,14 +20,17 @@ use serde_json::json;
 use crate::file_name::file_name_part;
 use clip_model::find_known;
 
-/// One (model, dataset) row of the report's `metrics` table.
+/// One (model, dataset) result: its task and metrics as CLIP_benchmark
+/// names them (fractions).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Metrics {
     pub model: String,
     pub dataset: String,
-    pub acc1: f64,
-    pub acc5: Option<f64>,
-    pub mean_per_class_recall: f64,
+    /// `zeroshot_classification` or `zeroshot_retrieval`.
+    pub task: &'static str,
+    /// `{"acc1": .., "acc5": .., "mean_per_class_recall": ..}`, or
+    /// `{"image_retrieval_recall@1": .., ...}`.
+    pub metrics: serde_json::Value,
 }
 
 /// How CLIP_benchmark (open_clip) names a model: `(model, pretrained)`.
@@ -57,12 +60,8 @@ pub fn result_json(metrics: &Metrics, clip_benchmark_dataset: &str) -> serde_jso
         "dataset": clip_benchmark_dataset,
         "model": model,
         "pretrained": pretrained,
-        "task": "zeroshot_classification",
-        "metrics": {
-            "acc1": metrics.acc1,
-            "acc5": metrics.acc5,
-            "mean_per_class_recall": metrics.mean_per_class_recall,
-        },
+        "task": metrics.task,
+        "metrics": metrics.metrics,
         "language": "en",
     })
 }
@@ -77,10 +76,11 @@ pub fn result_file_name(metrics: &Metrics, clip_benchmark_dataset: &str) -> Stri
         .unwrap_or(clip_benchmark_dataset)
         .replace('/', "_");
     format!(
-        "{}_{}_{}_en_zeroshot_classification.json",
+        "{}_{}_{}_en_{}.json",
         file_name_part(&dataset),
         file_name_part(&pretrained),
-        file_name_part(&model)
+        file_name_part(&model),
+        metrics.task
     )
 }
 
@@ -134,9 +134,8 @@ mod tests {
         let row = Metrics {
             model: "ViT-B/32".into(),
             dataset: "cifar10".into(),
-            acc1: 0.5,
-            acc5: None,
-            mean_per_class_recall: 0.25,
+            task: "zeroshot_classification",
+            metrics: json!({"acc1": 0.5, "acc5": null, "mean_per_class_recall": 0.25}),
         };
         assert_eq!(
             result_json(&row, "wds/vtab/cifar10"),
@@ -147,6 +146,20 @@ mod tests {
         assert_eq!(
             result_file_name(&row, "wds/vtab/cifar10"),
             "vtab_cifar10_openai_ViT-B-32_en_zeroshot_classification.json"
+        );
+        let retrieval = Metrics {
+            model: "RN50".into(),
+            dataset: "flickr30k".into(),
+            task: "zeroshot_retrieval",
+            metrics: json!({"image_retrieval_recall@5": 0.8}),
+        };
+        assert_eq!(
+            result_file_name(&retrieval, "wds/flickr30k"),
+            "flickr30k_openai_RN50_en_zeroshot_retrieval.json"
+        );
+        assert_eq!(
+            result_json(&retrieval, "wds/flickr30k")["task"],
+            "zeroshot_retrieval"
         );
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Which part is SQL: every table is a `CREATE TABLE` of
 //! `sql/benchmarks/report.sql` (and of `report_efficiency.sql` when a bench
-//! result is given), written to `tables/*.csv`. What is made here, in Rust,
+//! result is given, `report_retrieval.sql` when retrieval runs are saved),
+//! written to `tables/*.csv`. What is made here, in Rust,
 //! from those tables: the accuracy matrix (a pivot whose columns are the
 //! models of the run, `tables/accuracy_matrix.csv`), CLIP_benchmark's JSON
 //! files, the charts and the page (`report.html`, `report.md`). So
@@ -120,6 +121,17 @@ pub async fn build_report(inputs: &ReportInputs, ctx: &SessionContext) -> Result
         .await?;
         tables.extend(efficiency);
     }
+    let retrieval = holds_parquet(&out.join("image_retrieval"));
+    if retrieval {
+        tables.extend(
+            run_sql_file(
+                &inputs.benchmarks.join("report_retrieval.sql"),
+                &params,
+                ctx,
+            )
+            .await?,
+        );
+    }
     warn_without_ensemble(ctx).await?;
     tables.push(accuracy_matrix(ctx, &inputs.catalogue, &inputs.models, out).await?);
     tables.insert(0, models_table(ctx, out).await?);
@@ -132,7 +144,7 @@ pub async fn build_report(inputs: &ReportInputs, ctx: &SessionContext) -> Result
         ));
     }
 
-    let metrics = read_metrics(ctx).await?;
+    let metrics = read_metrics(ctx, retrieval).await?;
     let names: BTreeMap<String, String> = inputs
         .catalogue
         .iter()
@@ -158,14 +170,7 @@ pub async fn build_report(inputs: &ReportInputs, ctx: &SessionContext) -> Result
 /// ran them (its runs.csv), any others after, by name.
 pub async fn saved_models(ctx: &SessionContext, results: &Path) -> Result<Vec<String>> {
     let dir = results.join("predictions");
-    let has_files = std::fs::read_dir(&dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .any(|e| e.path().extension().is_some_and(|x| x == "parquet"))
-        })
-        .unwrap_or(false);
-    if !has_files {
+    if !holds_parquet(&dir) {
         return Err(DataFusionError::Plan(format!(
             "{} holds no predictions (*.parquet): run `clip-sql suite --out {}` first",
             dir.display(),
@@ -191,6 +196,17 @@ pub async fn saved_models(ctx: &SessionContext, results: &Path) -> Result<Vec<St
     };
     saved.sort_by_key(position);
     Ok(saved)
+}
+
+/// Whether `dir` holds any Parquet file (a folder of saved runs).
+fn holds_parquet(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.path().extension().is_some_and(|x| x == "parquet"))
+        })
+        .unwrap_or(false)
 }
 
 fn path_text(path: &Path) -> String {
@@ -475,7 +491,7 @@ fn float_column(batch: &RecordBatch, i: usize) -> Result<Vec<Option<f64>>> {
         .collect())
 }
 
-async fn read_metrics(ctx: &SessionContext) -> Result<Vec<Metrics>> {
+async fn read_metrics(ctx: &SessionContext, retrieval: bool) -> Result<Vec<Metrics>> {
     let batches = collect_sql(
         ctx,
         "SELECT model, dataset, acc1, acc5, mean_per_class_recall FROM metrics ORDER BY dataset, model",
@@ -492,9 +508,52 @@ async fn read_metrics(ctx: &SessionContext) -> Result<Vec<Metrics>> {
             rows.push(Metrics {
                 model: models[r].clone(),
                 dataset: datasets[r].clone(),
-                acc1: acc1[r].unwrap_or(0.0),
-                acc5: acc5[r],
-                mean_per_class_recall: recall[r].unwrap_or(0.0),
+                task: "zeroshot_classification",
+                metrics: serde_json::json!({
+                    "acc1": acc1[r].unwrap_or(0.0),
+                    "acc5": acc5[r],
+                    "mean_per_class_recall": recall[r].unwrap_or(0.0),
+                }),
+            });
+        }
+    }
+    if !retrieval {
+        return Ok(rows);
+    }
+    // CLIP_benchmark's retrieval metrics are fractions; the table's are percent.
+    let names = [
+        "image_retrieval_recall@1",
+        "image_retrieval_recall@5",
+        "image_retrieval_recall@10",
+        "text_retrieval_recall@1",
+        "text_retrieval_recall@5",
+        "text_retrieval_recall@10",
+    ];
+    let columns: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    let batches = collect_sql(
+        ctx,
+        &format!(
+            "SELECT model, dataset, {} FROM retrieval ORDER BY dataset, model",
+            columns.join(", ")
+        ),
+    )
+    .await?;
+    for batch in &batches {
+        let models = text_column(batch, 0)?;
+        let datasets = text_column(batch, 1)?;
+        let values: Vec<Vec<Option<f64>>> = (0..names.len())
+            .map(|i| float_column(batch, i + 2))
+            .collect::<Result<_>>()?;
+        for r in 0..batch.num_rows() {
+            let mut metrics = serde_json::Map::new();
+            for (name, column) in names.iter().zip(&values) {
+                metrics.insert(name.to_string(), column[r].map(|v| v / 100.0).into());
+            }
+            rows.push(Metrics {
+                model: models[r].clone(),
+                dataset: datasets[r].clone(),
+                task: "zeroshot_retrieval",
+                metrics: metrics.into(),
             });
         }
     }

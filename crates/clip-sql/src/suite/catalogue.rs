@@ -23,6 +23,14 @@ pub struct Dataset {
     pub task: String,
 }
 
+impl Dataset {
+    /// A zero-shot retrieval dataset (task `retrieval`): its file ranks
+    /// images and captions instead of predicting classes.
+    pub fn is_retrieval(&self) -> bool {
+        self.task == "retrieval"
+    }
+}
+
 /// Read the catalogue in `benchmarks_dir`.
 pub async fn read_catalogue(benchmarks_dir: &Path) -> Result<Vec<Dataset>> {
     let path = benchmarks_dir.join("datasets.csv");

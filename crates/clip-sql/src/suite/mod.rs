@@ -2,19 +2,19 @@
 //! for every model — and its report.
 //!
 //! For each model and dataset it runs `sql/benchmarks/<dataset>.sql` (with
-//! `model`, `limit` and `data` filled in) and saves the file's
-//! `<dataset>_predictions` table as Parquet; then it runs
-//! `sql/benchmarks/report.sql` over everything saved, and writes the
-//! report's tables, CLIP_benchmark JSON results and charts:
+//! `model`, `limit` and `data` filled in) and saves what the file builds
+//! as Parquet: a classification file's `<dataset>_predictions` (and its
+//! class probabilities), a retrieval file's `<dataset>_image_retrieval` and
+//! `<dataset>_text_retrieval`. Then `crate::report` builds the report from
+//! everything saved:
 //!
 //! ```text
-//! <out>/predictions/<dataset>__<model>.parquet    every prediction
-//! <out>/probabilities/<dataset>__<model>.parquet  class probabilities (ensembles)
-//! <out>/tables/*.csv                              the report's tables
-//! <out>/clip_benchmark/*.json                     CLIP_benchmark's result files
-//! <out>/charts/*.svg, *.png                       accuracy by model and dataset,
-//!                                                 Country211 by region
-//! <out>/runs.csv                                  what ran, how long, what failed
+//! <out>/predictions/<dataset>__<model>.parquet      every prediction
+//! <out>/probabilities/<dataset>__<model>.parquet    class probabilities (ensembles)
+//! <out>/image_retrieval/, text_retrieval/           retrieval runs' top 10s
+//! <out>/tables/, clip_benchmark/, charts/, report.html, report.md
+//! <out>/runs.csv                                    what ran, how long, what failed
+//! <out>/settings.json, model_sources.json           what was asked, for the report
 //! ```
 //!
 //! One failing (model, dataset) run does not stop the others; the suite
@@ -232,8 +232,14 @@ async fn plan(options: &SuiteOptions) -> Result<Plan> {
             }
         }
         None => {
+            // The article's evaluation: classification. Retrieval datasets
+            // run when --datasets names them or --data gives their shards.
             for dataset in &catalogue {
-                if dataset.has_default_data || options.data.contains_key(&dataset.slug) {
+                if dataset.is_retrieval() {
+                    if options.data.contains_key(&dataset.slug) {
+                        datasets.push(dataset.clone());
+                    }
+                } else if dataset.has_default_data || options.data.contains_key(&dataset.slug) {
                     datasets.push(dataset.clone());
                 } else {
                     skipped.push(dataset.slug.clone());
@@ -259,14 +265,33 @@ async fn plan(options: &SuiteOptions) -> Result<Plan> {
     })
 }
 
-fn predictions_file(out: &Path, dataset: &str, model: &str) -> PathBuf {
-    out.join("predictions")
+/// The folders a run saves into: `predictions/` and `probabilities/` for
+/// classification, `image_retrieval/` and `text_retrieval/` for retrieval.
+pub const RESULT_FOLDERS: [&str; 4] = [
+    "predictions",
+    "probabilities",
+    "image_retrieval",
+    "text_retrieval",
+];
+
+/// The Parquet files a (dataset, model) run saves, in `folder`.
+fn result_file(out: &Path, folder: &str, dataset: &str, model: &str) -> PathBuf {
+    out.join(folder)
         .join(format!("{dataset}__{}.parquet", model_file_name(model)))
 }
 
-fn probabilities_file(out: &Path, dataset: &str, model: &str) -> PathBuf {
-    out.join("probabilities")
-        .join(format!("{dataset}__{}.parquet", model_file_name(model)))
+/// Every file a run of `dataset` saves (the first is the one whose
+/// presence means the run has results).
+fn result_files(out: &Path, dataset: &Dataset, model: &str) -> Vec<PathBuf> {
+    let folders = if dataset.is_retrieval() {
+        &RESULT_FOLDERS[2..]
+    } else {
+        &RESULT_FOLDERS[..2]
+    };
+    folders
+        .iter()
+        .map(|folder| result_file(out, folder, &dataset.slug, model))
+        .collect()
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> DataFusionError {
@@ -283,7 +308,7 @@ pub async fn run_suite(options: &SuiteOptions, sessions: &SuiteSessions) -> Resu
             .datasets
             .iter()
             .flat_map(|d| options.models.iter().map(move |m| (d, m)))
-            .map(|(d, m)| predictions_file(out, &d.slug, m))
+            .map(|(d, m)| result_files(out, d, m).swap_remove(0))
             .filter(|p| p.exists())
             .map(|p| p.display().to_string())
             .collect();
@@ -301,13 +326,10 @@ pub async fn run_suite(options: &SuiteOptions, sessions: &SuiteSessions) -> Resu
             );
         }
     }
-    for dir in [
-        "predictions",
-        "probabilities",
-        "tables",
-        "clip_benchmark",
-        "charts",
-    ] {
+    for dir in RESULT_FOLDERS
+        .iter()
+        .chain(&["tables", "clip_benchmark", "charts"])
+    {
         let dir = out.join(dir);
         std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
     }
@@ -325,11 +347,8 @@ pub async fn run_suite(options: &SuiteOptions, sessions: &SuiteSessions) -> Resu
     for model in &options.models {
         for dataset in &plan.datasets {
             let step = runs.len() + 1;
-            let file = predictions_file(out, &dataset.slug, model);
-            if options.existing == ExistingResults::Resume
-                && file.exists()
-                && probabilities_file(out, &dataset.slug, model).exists()
-            {
+            let files = result_files(out, dataset, model);
+            if options.existing == ExistingResults::Resume && files.iter().all(|f| f.exists()) {
                 eprintln!(
                     "[{step}/{total}] {} × {model}: kept from before",
                     dataset.slug
@@ -345,7 +364,7 @@ pub async fn run_suite(options: &SuiteOptions, sessions: &SuiteSessions) -> Resu
             }
             // Results of an earlier suite for this run go first: if the
             // run fails, the report must not show them as this suite's.
-            for stale in [file, probabilities_file(out, &dataset.slug, model)] {
+            for stale in files {
                 if stale.exists() {
                     std::fs::remove_file(&stale).map_err(|e| io_error(&stale, e))?;
                 }
@@ -355,9 +374,14 @@ pub async fn run_suite(options: &SuiteOptions, sessions: &SuiteSessions) -> Resu
             let result = run_benchmark(options, sessions.benchmark.as_ref(), dataset, model).await;
             let seconds = started.elapsed().as_secs_f64();
             let run = match result {
-                Ok((n, acc1)) => {
+                Ok((n, figure)) => {
+                    let what = if dataset.is_retrieval() {
+                        "image retrieval recall@1"
+                    } else {
+                        "acc1"
+                    };
                     eprintln!(
-                        "[{step}/{total}] {} × {model}: {n} images, acc1 {acc1:.2}% in {seconds:.1} s",
+                        "[{step}/{total}] {} × {model}: {n} images, {what} {figure:.2}% in {seconds:.1} s",
                         dataset.slug
                     );
                     Run {
@@ -467,21 +491,29 @@ async fn run_benchmark(
     let script = sql_params::substitute(&text, &params, &mut BTreeSet::new())
         .map_err(|e| DataFusionError::Plan(format!("{}: {e}", path.display())))?;
     let ctx = context().await?;
-    let table = format!("{}_predictions", dataset.slug);
+    let last = if dataset.is_retrieval() {
+        format!("{}_text_retrieval", dataset.slug)
+    } else {
+        format!("{}_predictions", dataset.slug)
+    };
     for statement in split_statements(&script) {
         // The file's own summaries are recomputed by the report; run what
-        // builds the predictions.
+        // builds the tables it saves.
         if statement.is_query() {
             continue;
         }
         run_statement(&ctx, &statement.sql)
             .await
             .map_err(|e| DataFusionError::Execution(format!("{}: {e}", path.display())))?;
-        if statement.sql.contains(&format!("CREATE TABLE {table} ")) {
+        if statement.sql.contains(&format!("CREATE TABLE {last} ")) {
             break;
         }
     }
+    if dataset.is_retrieval() {
+        return save_retrieval(options, &ctx, &path, dataset, model).await;
+    }
 
+    let table = last;
     let mut predictions = ctx
         .table(table.as_str())
         .await
@@ -503,16 +535,13 @@ async fn run_benchmark(
         "probability",
         "predicted_one_template",
     ])?;
-    write_parquet(saved, &predictions_file(&options.out, &dataset.slug, model)).await?;
+    let files = result_files(&options.out, dataset, model);
+    write_parquet(saved, &files[0]).await?;
     let probabilities =
         predictions
             .clone()
             .select_columns(&["model", "dataset", "key", "label_index", "probs"])?;
-    write_parquet(
-        probabilities,
-        &probabilities_file(&options.out, &dataset.slug, model),
-    )
-    .await?;
+    write_parquet(probabilities, &files[1]).await?;
 
     let summary = ctx
         .sql(&format!(
@@ -541,6 +570,45 @@ async fn run_benchmark(
         acc1.value(0)
     };
     Ok((n, acc1))
+}
+
+/// Save a retrieval run's per-query tables (every caption's and every
+/// image's top 10); returns the images and image retrieval recall@1
+/// (percent).
+async fn save_retrieval(
+    options: &SuiteOptions,
+    ctx: &SessionContext,
+    path: &Path,
+    dataset: &Dataset,
+    model: &str,
+) -> Result<(u64, f64)> {
+    let files = result_files(&options.out, dataset, model);
+    for (kind, file) in ["image_retrieval", "text_retrieval"].iter().zip(&files) {
+        let table = format!("{}_{kind}", dataset.slug);
+        let mut frame = ctx.table(table.as_str()).await.map_err(|_| {
+            DataFusionError::Plan(format!("{} made no table {table}", path.display()))
+        })?;
+        if options.source_of(model) != model {
+            frame = frame.with_column("model", lit(model))?;
+        }
+        write_parquet(frame, file).await?;
+    }
+    let images = collect_text(
+        ctx,
+        &format!("SELECT count(*) FROM {}_text_retrieval", dataset.slug),
+    )
+    .await?;
+    let recall = collect_text(
+        ctx,
+        &format!(
+            "SELECT 100.0 * avg(CASE WHEN array_position(top10_images, image_index) <= 1 \
+                                THEN 1.0 ELSE 0.0 END) \
+             FROM {}_image_retrieval",
+            dataset.slug
+        ),
+    )
+    .await?;
+    Ok((images.parse().unwrap_or(0), recall.parse().unwrap_or(0.0)))
 }
 
 /// Write a frame as one Parquet file here, where `clip-sql` runs (on a
