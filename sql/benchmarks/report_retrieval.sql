@@ -6,13 +6,18 @@
 --            caption_index, image_index, caption, top10_images)
 --          ${results}/text_retrieval/*.parquet (model, dataset,
 --            image_index, key, top10_captions, first_hit)
--- Writes   ${results}/tables/retrieval.csv
+--          ${sqldata}/published_retrieval.csv
+-- Writes   ${results}/tables/retrieval.csv, retrieval_vs_published.csv
 
 CREATE EXTERNAL TABLE image_retrieval STORED AS PARQUET
 LOCATION '${results:-results}/image_retrieval/';
 
 CREATE EXTERNAL TABLE text_retrieval STORED AS PARQUET
 LOCATION '${results:-results}/text_retrieval/';
+
+CREATE EXTERNAL TABLE published_retrieval (model VARCHAR, dataset VARCHAR, metric VARCHAR, value DOUBLE)
+STORED AS CSV LOCATION '${sqldata:-sql/data}/published_retrieval.csv'
+OPTIONS ('format.has_header' 'true');
 
 -- Zero-shot retrieval by model and dataset (percent), as CLIP_benchmark's
 -- zeroshot_retrieval defines it: image_retrieval_recall@k, per caption,
@@ -59,3 +64,25 @@ COPY retrieval TO '${results:-results}/tables/retrieval.csv'
 STORED AS CSV OPTIONS ('format.has_header' 'true');
 
 SELECT * FROM retrieval;
+
+-- Each recall next to the published figure for OpenAI's weights (open_clip
+-- with CLIP_benchmark, sql/data/published_retrieval.csv) and the
+-- difference, ours minus published; only rows with a published figure.
+CREATE TABLE retrieval_vs_published AS
+SELECT r.model, r.dataset, p.metric, r.value AS ours, p.value AS published,
+       round(r.value - p.value, 2) AS difference
+FROM (
+  SELECT model, dataset, 'image_retrieval_recall@1' AS metric, "image_retrieval_recall@1" AS value FROM retrieval
+  UNION ALL SELECT model, dataset, 'image_retrieval_recall@5', "image_retrieval_recall@5" FROM retrieval
+  UNION ALL SELECT model, dataset, 'image_retrieval_recall@10', "image_retrieval_recall@10" FROM retrieval
+  UNION ALL SELECT model, dataset, 'text_retrieval_recall@1', "text_retrieval_recall@1" FROM retrieval
+  UNION ALL SELECT model, dataset, 'text_retrieval_recall@5', "text_retrieval_recall@5" FROM retrieval
+  UNION ALL SELECT model, dataset, 'text_retrieval_recall@10', "text_retrieval_recall@10" FROM retrieval
+) AS r
+JOIN published_retrieval p ON r.model = p.model AND r.dataset = p.dataset AND r.metric = p.metric
+ORDER BY r.dataset, r.model, p.metric;
+
+COPY retrieval_vs_published TO '${results:-results}/tables/retrieval_vs_published.csv'
+STORED AS CSV OPTIONS ('format.has_header' 'true');
+
+SELECT * FROM retrieval_vs_published;

@@ -130,3 +130,74 @@ fn the_retrieval_benchmark_files_run_and_their_recalls_are_consistent() {
         assert_eq!(recall[5], 100.0, "{file}: {row:?}");
     }
 }
+
+/// report_retrieval.sql on runs made up here: recall by hand, and the
+/// published figures beside them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_retrieval_report_gives_hand_computed_recalls_beside_published_ones() {
+    let work = tempfile::tempdir().unwrap();
+    let results = work.path();
+    let ctx = context();
+    for dir in ["image_retrieval", "text_retrieval"] {
+        std::fs::create_dir_all(results.join(dir)).unwrap();
+    }
+    // Four captions of two images: ranks of the right image 1, 2, 6, none.
+    let image = results.join("image_retrieval/flickr30k__RN50.parquet");
+    query(
+        &ctx,
+        &format!(
+            "COPY (SELECT 'RN50' AS model, 'flickr30k' AS dataset, CAST(c AS INT) AS caption_index, \
+                    CAST(i AS INT) AS image_index, 'a caption' AS caption, CAST(top AS INT[]) AS top10_images \
+             FROM (VALUES (0, 0, [0, 1, 2]), (1, 0, [1, 0, 2]), (2, 1, [0, 2, 3, 4, 5, 1]), \
+                          (3, 1, [0, 2, 3])) AS t(c, i, top)) TO '{}'",
+            image.display()
+        ),
+    )
+    .await
+    .unwrap();
+    // Two images: the first of their captions at rank 1 and 7.
+    let text = results.join("text_retrieval/flickr30k__RN50.parquet");
+    query(
+        &ctx,
+        &format!(
+            "COPY (SELECT 'RN50' AS model, 'flickr30k' AS dataset, CAST(i AS INT) AS image_index, \
+                    'k' AS key, CAST([0] AS INT[]) AS top10_captions, CAST(h AS BIGINT) AS first_hit \
+             FROM (VALUES (0, 1), (1, 7)) AS t(i, h)) TO '{}'",
+            text.display()
+        ),
+    )
+    .await
+    .unwrap();
+    let run = clip_sql(&[
+        "-q",
+        "-f",
+        "sql/benchmarks/report_retrieval.sql",
+        "--param",
+        &format!("results={}", results.display()),
+        "--param",
+        "sqldata=sql/data",
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let table = |name: &str| -> Vec<String> {
+        std::fs::read_to_string(results.join(format!("tables/{name}.csv")))
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(
+        table("retrieval")[1],
+        "RN50,flickr30k,2,4,25.0,50.0,75.0,50.0,50.0,100.0"
+    );
+    let published = table("retrieval_vs_published");
+    assert_eq!(published.len(), 1 + 6);
+    assert!(
+        published
+            .contains(&"RN50,flickr30k,image_retrieval_recall@1,25.0,57.36,-32.36".to_string()),
+        "{published:?}"
+    );
+}
