@@ -201,3 +201,50 @@ async fn the_retrieval_report_gives_hand_computed_recalls_beside_published_ones(
         "{published:?}"
     );
 }
+
+/// A suite of retrieval runs alone: no classification tables, a report
+/// all the same, which `clip-sql report` rebuilds.
+#[test]
+fn a_suite_of_retrieval_alone_writes_its_report() {
+    let work = tempfile::tempdir().unwrap();
+    let shards = work.path().join("flickr8k");
+    retrieval_standin(&shards);
+    let out = work.path().join("results");
+    let run = run_suite(
+        &out,
+        &tiny_model(),
+        "flickr8k",
+        &[format!("flickr8k={}/", shards.display())],
+        &[],
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let retrieval = std::fs::read_to_string(out.join("tables/retrieval.csv")).unwrap();
+    assert_eq!(retrieval.lines().count(), 2, "{retrieval}");
+    assert!(!out.join("tables/accuracy.csv").exists());
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("id=\"table-retrieval\""));
+    let json = std::fs::read_dir(out.join("clip_benchmark"))
+        .unwrap()
+        .count();
+    assert_eq!(json, 1);
+
+    let root = repo();
+    let again = clip_sql(&[
+        "report",
+        "--results",
+        out.to_str().unwrap(),
+        "--benchmarks",
+        &format!("{root}/sql/benchmarks"),
+        "--sqldata",
+        &format!("{root}/sql/data"),
+    ]);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+}

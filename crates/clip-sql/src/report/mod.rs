@@ -103,7 +103,22 @@ pub async fn build_report(inputs: &ReportInputs, ctx: &SessionContext) -> Result
     if let Some(weights) = &inputs.ensemble {
         params.insert("ensemble".to_string(), weights.clone());
     }
-    let mut tables = run_sql_file(&inputs.benchmarks.join("report.sql"), &params, ctx).await?;
+    // Classification runs (predictions/) make report.sql's tables, the
+    // matrix and the charts; retrieval runs make report_retrieval.sql's.
+    let classification = holds_parquet(&out.join("predictions"));
+    let retrieval = holds_parquet(&out.join("image_retrieval"));
+    if !classification && !retrieval {
+        return Err(DataFusionError::Plan(format!(
+            "{} holds no saved runs (predictions/ or image_retrieval/): run \
+             `clip-sql suite --out {}` first",
+            out.display(),
+            out.display()
+        )));
+    }
+    let mut tables = vec![models_table(ctx, out).await?];
+    if classification {
+        tables.extend(run_sql_file(&inputs.benchmarks.join("report.sql"), &params, ctx).await?);
+    }
     if let Some(dir) = &inputs.efficiency {
         let file = dir.join("efficiency.csv");
         if !file.is_file() {
@@ -111,6 +126,13 @@ pub async fn build_report(inputs: &ReportInputs, ctx: &SessionContext) -> Result
                 "--efficiency {}: no efficiency.csv there (clip-sql bench --out <dir> writes it)",
                 dir.display()
             )));
+        }
+        if !classification {
+            return Err(DataFusionError::Plan(
+                "--efficiency puts speed beside classification accuracy; these results \
+                 hold no classification runs"
+                    .to_string(),
+            ));
         }
         params.insert("efficiency".to_string(), path_text(dir));
         let efficiency = run_sql_file(
@@ -121,7 +143,6 @@ pub async fn build_report(inputs: &ReportInputs, ctx: &SessionContext) -> Result
         .await?;
         tables.extend(efficiency);
     }
-    let retrieval = holds_parquet(&out.join("image_retrieval"));
     if retrieval {
         tables.extend(
             run_sql_file(
@@ -132,9 +153,10 @@ pub async fn build_report(inputs: &ReportInputs, ctx: &SessionContext) -> Result
             .await?,
         );
     }
-    warn_without_ensemble(ctx).await?;
-    tables.push(accuracy_matrix(ctx, &inputs.catalogue, &inputs.models, out).await?);
-    tables.insert(0, models_table(ctx, out).await?);
+    if classification {
+        warn_without_ensemble(ctx).await?;
+        tables.push(accuracy_matrix(ctx, &inputs.catalogue, &inputs.models, out).await?);
+    }
     let mut tables_text = String::new();
     for table in &tables {
         tables_text.push_str(&format!(
@@ -144,7 +166,7 @@ pub async fn build_report(inputs: &ReportInputs, ctx: &SessionContext) -> Result
         ));
     }
 
-    let metrics = read_metrics(ctx, retrieval).await?;
+    let metrics = read_metrics(ctx, classification, retrieval).await?;
     let names: BTreeMap<String, String> = inputs
         .catalogue
         .iter()
@@ -155,7 +177,11 @@ pub async fn build_report(inputs: &ReportInputs, ctx: &SessionContext) -> Result
             names.get(slug).cloned().unwrap_or_else(|| slug.to_string())
         })
         .map_err(|e| DataFusionError::Execution(format!("writing CLIP_benchmark results: {e}")))?;
-    let charts = draw_charts(ctx, &inputs.catalogue, &inputs.models, out).await?;
+    let charts = if classification {
+        draw_charts(ctx, &inputs.catalogue, &inputs.models, out).await?
+    } else {
+        Vec::new()
+    };
     let pages = page::write_pages(inputs, &tables, &charts)?;
     Ok(Report {
         tables,
@@ -166,25 +192,36 @@ pub async fn build_report(inputs: &ReportInputs, ctx: &SessionContext) -> Result
     })
 }
 
-/// The models whose predictions `results` holds: in the order the suite
-/// ran them (its runs.csv), any others after, by name.
+/// The models whose runs `results` holds (classification or retrieval): in
+/// the order the suite ran them (its runs.csv), any others after, by name.
 pub async fn saved_models(ctx: &SessionContext, results: &Path) -> Result<Vec<String>> {
-    let dir = results.join("predictions");
-    if !holds_parquet(&dir) {
+    let folders: Vec<PathBuf> = ["predictions", "image_retrieval"]
+        .iter()
+        .map(|f| results.join(f))
+        .filter(|dir| holds_parquet(dir))
+        .collect();
+    if folders.is_empty() {
         return Err(DataFusionError::Plan(format!(
-            "{} holds no predictions (*.parquet): run `clip-sql suite --out {}` first",
-            dir.display(),
+            "{} holds no saved runs (predictions/ or image_retrieval/ *.parquet): run \
+             `clip-sql suite --out {}` first",
+            results.display(),
             results.display()
         )));
     }
-    let frame = ctx
-        .read_parquet(path_text(&dir), Default::default())
-        .await?
-        .select_columns(&["model"])?
-        .distinct()?;
     let mut saved = Vec::new();
-    for batch in frame.collect().await? {
-        saved.extend(text_column(&batch, 0)?);
+    for dir in folders {
+        let frame = ctx
+            .read_parquet(path_text(&dir), Default::default())
+            .await?
+            .select_columns(&["model"])?
+            .distinct()?;
+        for batch in frame.collect().await? {
+            for model in text_column(&batch, 0)? {
+                if !saved.contains(&model) {
+                    saved.push(model);
+                }
+            }
+        }
     }
     saved.sort();
     let ran = std::fs::read_to_string(results.join("runs.csv")).unwrap_or_default();
@@ -491,7 +528,22 @@ fn float_column(batch: &RecordBatch, i: usize) -> Result<Vec<Option<f64>>> {
         .collect())
 }
 
-async fn read_metrics(ctx: &SessionContext, retrieval: bool) -> Result<Vec<Metrics>> {
+async fn read_metrics(
+    ctx: &SessionContext,
+    classification: bool,
+    retrieval: bool,
+) -> Result<Vec<Metrics>> {
+    let mut rows = Vec::new();
+    if classification {
+        rows = classification_metrics(ctx).await?;
+    }
+    if retrieval {
+        rows.extend(retrieval_metrics(ctx).await?);
+    }
+    Ok(rows)
+}
+
+async fn classification_metrics(ctx: &SessionContext) -> Result<Vec<Metrics>> {
     let batches = collect_sql(
         ctx,
         "SELECT model, dataset, acc1, acc5, mean_per_class_recall FROM metrics ORDER BY dataset, model",
@@ -517,9 +569,11 @@ async fn read_metrics(ctx: &SessionContext, retrieval: bool) -> Result<Vec<Metri
             });
         }
     }
-    if !retrieval {
-        return Ok(rows);
-    }
+    Ok(rows)
+}
+
+async fn retrieval_metrics(ctx: &SessionContext) -> Result<Vec<Metrics>> {
+    let mut rows = Vec::new();
     // CLIP_benchmark's retrieval metrics are fractions; the table's are percent.
     let names = [
         "image_retrieval_recall@1",
