@@ -334,12 +334,13 @@ async fn register_models(
     Ok(())
 }
 
-/// The run's models: label, where it loads from, family and size (millions of
+/// The run's models: label, where its weights come from, family and size (millions of
 /// parameters, from the architecture); also tables/models.csv.
 async fn models_table(ctx: &SessionContext, out: &Path) -> Result<ReportTable> {
-    let sql = "SELECT label AS model, source, family, \
-               round(parameters / 1e6, 2) AS parameters_millions \
-               FROM run_models";
+    // A registry name's weights are its hub repository (clip_models()).
+    let sql = "SELECT m.label AS model, coalesce(c.weights, m.source) AS weights, m.family, \
+               round(m.parameters / 1e6, 2) AS parameters_millions \
+               FROM run_models m LEFT JOIN clip_models() c ON m.source = c.name";
     let batches = query_to_csv(ctx, sql, &out.join("tables").join("models.csv")).await?;
     Ok(ReportTable {
         name: "models".to_string(),
