@@ -4,6 +4,9 @@
 
   python benches/peer/retrieval_ranking.py write DIR   # queries/candidates Parquet (pyarrow)
   python benches/peer/retrieval_ranking.py torch DIR   # the peer (torch)
+  python benches/peer/retrieval_ranking.py compare DIR OURS.csv
+      # OURS.csv: `id,top` (top: space-separated positions) from clip-sql,
+      # see benches/results/cpu_2core_2026-11-28_retrieval_ranking.md
 
 The peer ranks as CLIP_benchmark's zeroshot_retrieval does: the whole score
 matrix `queries @ candidates.T` at once (5,000 x 25,000 floats, 500 MB), then
@@ -66,6 +69,22 @@ def peer(directory):
     print(f"torch: {seconds:.2f} s, checksum of the best positions {int(top[:, 0].sum())}")
 
 
+def compare(directory, ours_csv):
+    import torch
+
+    queries = torch.from_numpy(read(directory, "queries").copy())
+    candidates = torch.from_numpy(read(directory, "candidates").copy())
+    theirs = torch.topk(queries @ candidates.t(), K, dim=1)[1].tolist()
+    lines = Path(ours_csv).read_text().splitlines()[1:]
+    ours = [[int(p) for p in line.split(",")[1].split()] for line in lines]
+    best = sum(a[0] == b[0] for a, b in zip(ours, theirs))
+    whole = sum(a == b for a, b in zip(ours, theirs))
+    print(f"{len(ours)} queries: same best candidate {best}, same top {K} in order {whole}")
+
+
 if __name__ == "__main__":
     what, directory = sys.argv[1], Path(sys.argv[2])
-    {"write": write, "torch": peer}[what](directory)
+    if what == "compare":
+        compare(directory, sys.argv[3])
+    else:
+        {"write": write, "torch": peer}[what](directory)
