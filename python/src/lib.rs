@@ -495,6 +495,27 @@ fn open_table(
     })
 }
 
+/// Stop every CLIP call running in this process before its next forward
+/// pass (`datafusion_clip::engine::cancel_running_work`): through the FFI
+/// a dropped query cannot stop its own calls, so this is how an interrupt
+/// reaches them.
+#[pyfunction]
+fn cancel_running_work() {
+    datafusion_clip::engine::cancel_running_work();
+}
+
+/// The process's CLIP counters: images encoded, images that failed,
+/// prompts encoded.
+#[pyfunction]
+fn progress(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let now = datafusion_clip::engine::progress();
+    let counters = PyDict::new(py);
+    counters.set_item("images_encoded", now.images_encoded)?;
+    counters.set_item("images_failed", now.images_failed)?;
+    counters.set_item("prompts_encoded", now.prompts_encoded)?;
+    Ok(counters)
+}
+
 #[pymodule]
 fn _datafusion_clip(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ScalarFunction>()?;
@@ -509,6 +530,8 @@ fn _datafusion_clip(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(table_factories, m)?)?;
     m.add_function(wrap_pyfunction!(clip_config, m)?)?;
     m.add_function(wrap_pyfunction!(open_table, m)?)?;
+    m.add_function(wrap_pyfunction!(cancel_running_work, m)?)?;
+    m.add_function(wrap_pyfunction!(progress, m)?)?;
     // The clip.* setting names, as register() and session_config() take them.
     let setting_names: Vec<String> = ClipOptions::default()
         .entries()

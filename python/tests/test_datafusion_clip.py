@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -284,3 +286,41 @@ def test_functions_carry_their_sql_signatures():
         "weighted_avg_list",
     }
     assert functions["clip_embed_image"].startswith("clip_embed_image(model, image): ")
+
+
+def test_ctrl_c_stops_the_interrupted_querys_clip_work(folder):
+    ctx = SessionContext(datafusion_clip.session_config(batch_size=1))
+    datafusion_clip.register(ctx)
+    ctx.sql(f"CREATE EXTERNAL TABLE pets STORED AS IMAGEFOLDER LOCATION '{folder}/'")
+    ctx.sql(f"SELECT clip_embed_text('{MODEL}', 'warm up') AS e").collect()
+    started = datafusion_clip.progress()["images_encoded"]
+
+    def interrupt_once_under_way():
+        deadline = time.monotonic() + 60
+        while datafusion_clip.progress()["images_encoded"] == started:
+            if time.monotonic() > deadline:
+                return  # never under way: the query's own failure says why
+            time.sleep(0.001)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    sender = threading.Thread(target=interrupt_once_under_way)
+    sender.start()
+    # About 10,000 forward passes of one image, thousands to a CLIP call:
+    # minutes, against the second datafusion-python takes to see Ctrl-C.
+    with pytest.raises(KeyboardInterrupt):
+        ctx.sql(
+            f"SELECT count(clip_embed_image('{MODEL}', image)) AS n "
+            "FROM pets CROSS JOIN generate_series(1, 300)"
+        ).collect()
+    sender.join()
+    at_interrupt = datafusion_clip.progress()["images_encoded"]
+    # A short query on the same model: its passes queue on the model's
+    # thread one for one with any the interrupted call still makes.
+    embedded = ctx.sql(
+        f"SELECT count(clip_embed_image('{MODEL}', image)) AS n FROM pets"
+    ).to_pylist()[0]["n"]
+    assert embedded == image_count(folder) - 1  # the truncated file is NULL
+    after = datafusion_clip.progress()["images_encoded"] - at_interrupt
+    # Its own images, and at most the one pass the interrupted call had in
+    # hand (two for margin); without the stop, about as many again.
+    assert after <= embedded + 2, f"{after - embedded} images encoded for the interrupted query"

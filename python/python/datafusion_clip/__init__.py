@@ -23,6 +23,8 @@ embedding column is a ``FixedSizeList<float32>``, which
 
 from __future__ import annotations
 
+import signal
+import threading
 from typing import TYPE_CHECKING, Any
 
 import datafusion
@@ -45,10 +47,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SETTINGS",
+    "cancel_running_work",
     "cifar",
     "embeddings_to_numpy",
     "functions",
     "image_folder",
+    "progress",
     "register",
     "session_config",
     "webdataset",
@@ -88,7 +92,9 @@ def session_config(
     return config.with_extension(_native.clip_config(_settings(settings)))
 
 
-def register(ctx: datafusion.SessionContext, **settings: Any) -> None:
+def register(
+    ctx: datafusion.SessionContext, *, stop_on_interrupt: bool = True, **settings: Any
+) -> None:
     """Add every CLIP function, ``weighted_avg_list``, ``clip_models()`` and
     the ``IMAGEFOLDER``, ``WEBDATASET`` and ``CIFAR`` formats to ``ctx``.
 
@@ -119,8 +125,19 @@ def register(ctx: datafusion.SessionContext, **settings: Any) -> None:
     ``clip.on_error = 'error'`` (the error names the row instead; select
     ``clip_image_error(image)`` beside ``path`` to find it), and the
     functions' documentation in ``information_schema``.
+
+    Ctrl-C (``KeyboardInterrupt``, a notebook's interrupt) stops a query,
+    but through the FFI its CLIP work cannot see that: a call would go on
+    to the end of the batch it holds, thousands of images. With
+    ``stop_on_interrupt`` (the default, when called from the main thread)
+    SIGINT first calls :func:`cancel_running_work`, then the handler that
+    was there, so the work stops before its next forward pass. That stops
+    every CLIP call in the process: pass ``stop_on_interrupt=False`` in a
+    service whose threads run queries for others.
     """
     values = _settings(settings)
+    if stop_on_interrupt:
+        _stop_clip_work_on_interrupt()
     for function in _native.scalar_functions(values):
         ctx.register_udf(datafusion.udf(function))
     for function in _native.aggregate_functions():
@@ -135,6 +152,40 @@ def register(ctx: datafusion.SessionContext, **settings: Any) -> None:
             if "config namespace" not in str(e):
                 raise
             # No clip.* namespace in this context: the functions keep `values`.
+
+
+def cancel_running_work() -> None:
+    """Stop every CLIP call running in this process before its next forward
+    pass; their queries fail with a "cancelled" error. Calls that start
+    afterwards are unaffected."""
+    _native.cancel_running_work()
+
+
+def progress() -> dict[str, int]:
+    """The process's CLIP counters since it started: ``images_encoded``,
+    ``images_failed`` (images that could not be decoded) and
+    ``prompts_encoded``; read them twice for a rate or a progress bar."""
+    return _native.progress()
+
+
+def _stop_clip_work_on_interrupt() -> None:
+    """Put :func:`cancel_running_work` in front of the SIGINT handler in
+    effect (Python's ``KeyboardInterrupt`` one, or the caller's own), once.
+    datafusion-python runs that handler while it waits for a query, then
+    drops the query; no handler is installed where there is none to chain
+    (``SIG_DFL``, ``SIG_IGN``) or off the main thread, where Python refuses."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if not callable(previous) or getattr(previous, "_stops_clip_work", False):
+        return
+
+    def stop_clip_work_then(signum: int, frame: Any) -> Any:
+        _native.cancel_running_work()
+        return previous(signum, frame)
+
+    stop_clip_work_then._stops_clip_work = True  # type: ignore[attr-defined]
+    signal.signal(signal.SIGINT, stop_clip_work_then)
 
 
 def functions() -> dict[str, str]:
