@@ -324,3 +324,29 @@ def test_ctrl_c_stops_the_interrupted_querys_clip_work(folder):
     # Its own images, and at most the one pass the interrupted call had in
     # hand (two for margin); without the stop, about as many again.
     assert after <= embedded + 2, f"{after - embedded} images encoded for the interrupted query"
+
+
+def test_the_interrupt_hook_chains_the_handler_there_and_can_be_declined():
+    calls = []
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        def own(signum, frame):
+            calls.append(signum)
+
+        signal.signal(signal.SIGINT, own)
+        datafusion_clip.register(SessionContext(), stop_on_interrupt=False)
+        assert signal.getsignal(signal.SIGINT) is own
+
+        datafusion_clip.register(SessionContext())
+        datafusion_clip.register(SessionContext())  # installed once, not stacked
+        hook = signal.getsignal(signal.SIGINT)
+        assert getattr(hook, "_stops_clip_work", False)
+        hook(signal.SIGINT, None)
+        assert calls == [signal.SIGINT], "the handler that was there still runs"
+
+        # Nothing to chain: SIGINT's default stays the default.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        datafusion_clip.register(SessionContext())
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGINT, before)
