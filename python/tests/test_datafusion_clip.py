@@ -306,7 +306,8 @@ def test_ctrl_c_stops_the_interrupted_querys_clip_work(folder):
     sender = threading.Thread(target=interrupt_once_under_way)
     sender.start()
     # About 10,000 forward passes of one image, thousands to a CLIP call:
-    # minutes, against the second datafusion-python takes to see Ctrl-C.
+    # tens of seconds, against the second datafusion-python takes to see
+    # Ctrl-C.
     with pytest.raises(KeyboardInterrupt):
         ctx.sql(
             f"SELECT count(clip_embed_image('{MODEL}', image)) AS n "
