@@ -266,6 +266,19 @@ pub fn webdataset_shard(samples: &[Sample]) -> Vec<u8> {
     builder.into_inner().unwrap()
 }
 
+/// The physical plan `ctx` makes of `sql`, not run.
+pub async fn physical_plan_of(
+    ctx: &SessionContext,
+    sql: &str,
+) -> std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan> {
+    ctx.sql(sql)
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap()
+}
+
 /// Run `sql` keeping its physical plan, for the metrics it counted: the
 /// plan and the result as a pretty-printed table.
 pub async fn query_with_plan(
@@ -275,13 +288,7 @@ pub async fn query_with_plan(
     std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>,
     String,
 ) {
-    let plan = ctx
-        .sql(sql)
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
+    let plan = physical_plan_of(ctx, sql).await;
     let batches = datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx())
         .await
         .unwrap();

@@ -26,13 +26,7 @@ fn register_images(ctx: &SessionContext, n: u32) {
 }
 
 async fn physical_plan(ctx: &SessionContext, sql: &str) -> Vec<String> {
-    let plan = ctx
-        .sql(sql)
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
+    let plan = physical_plan_of(ctx, sql).await;
     displayable(plan.as_ref())
         .indent(false)
         .to_string()
@@ -134,15 +128,11 @@ async fn a_plan_dropped_unfinished_runs_again_when_executed_again() {
     register_images(&ctx, 8);
     query(&ctx, "SET clip.batch_size = 1").await.unwrap();
     let m = tiny_model();
-    let plan = ctx
-        .sql(&format!(
-            "SELECT clip_embed_image('{m}', image) AS e FROM imgs"
-        ))
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
+    let plan = physical_plan_of(
+        &ctx,
+        &format!("SELECT clip_embed_image('{m}', image) AS e FROM imgs"),
+    )
+    .await;
     // Opened and dropped before its end: the plan's work is cancelled.
     drop(plan.execute(0, ctx.task_ctx()).unwrap());
     // A new execution of the same plan is a new query.

@@ -215,23 +215,19 @@ fn the_report_page_renders_every_table_and_chart_and_follows_the_ensemble() {
     }
 
     // Other weights: `clip-sql report` rebuilds tables, charts and page.
-    let before: Vec<String> = [
-        "tables/ensemble.csv",
-        "charts/ensemble_by_dataset.svg",
-        "report.html",
-    ]
-    .iter()
-    .map(|f| std::fs::read_to_string(out.join(f)).unwrap())
-    .collect();
+    let read_weighted = || -> Vec<String> {
+        [
+            "tables/ensemble.csv",
+            "charts/ensemble_by_dataset.svg",
+            "report.html",
+        ]
+        .iter()
+        .map(|f| std::fs::read_to_string(out.join(f)).unwrap())
+        .collect()
+    };
+    let before = read_weighted();
     report(&out, &["--ensemble", &format!("{a}=0.1,{b}=0.9")]);
-    let after: Vec<String> = [
-        "tables/ensemble.csv",
-        "charts/ensemble_by_dataset.svg",
-        "report.html",
-    ]
-    .iter()
-    .map(|f| std::fs::read_to_string(out.join(f)).unwrap())
-    .collect();
+    let after = read_weighted();
     for (file, (old, new)) in ["ensemble.csv", "the ensemble chart", "report.html"]
         .iter()
         .zip(before.iter().zip(&after))
