@@ -336,3 +336,81 @@ fn a_wrong_cluster_address_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+/// Ctrl-C during `clip-sql --ballista … -c` cancels the run's jobs on the
+/// cluster and exits with status 130; killed outright, the client would
+/// leave the cluster computing what nobody reads.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_in_a_cluster_run_cancels_its_job_and_exits() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::time::Instant;
+
+    let files: Vec<(String, Vec<u8>)> = (0..400)
+        .map(|i| (format!("c/{i:03}.png"), png_bytes(24 + i % 9, 30, i)))
+        .collect();
+    let files: Vec<(&str, Vec<u8>)> = files.iter().map(|(p, b)| (p.as_str(), b.clone())).collect();
+    let dir = folder(&files);
+    let m = tiny_model();
+    let create = format!(
+        "CREATE EXTERNAL TABLE t STORED AS IMAGEFOLDER LOCATION '{}/'",
+        dir.path().display()
+    );
+    // 20,000 passes of one image: far longer than the test waits. (A
+    // VALUES list, not generate_series: Ballista 55 cannot send a table
+    // function's table to the scheduler.)
+    let fifty: Vec<String> = (1..=50).map(|i| format!("({i})")).collect();
+    let long = format!(
+        "SELECT count(clip_embed_image('{m}', image)) AS embedded \
+         FROM t CROSS JOIN (VALUES {}) AS copies(n)",
+        fifty.join(", ")
+    );
+    let mut client = Killed(
+        Command::new(env!("CARGO_BIN_EXE_clip-sql"))
+            .current_dir(crate::common::repo())
+            .args(["--ballista", "standalone", "-q", "--format", "csv"])
+            .args(["-c", "SET clip.batch_size = 1", "-c", &create])
+            .args(["-c", "SELECT 'ready' AS state", "-c", &long])
+            .env("HF_HUB_OFFLINE", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdout = BufReader::new(client.0.stdout.take().unwrap()).lines();
+    assert!(
+        stdout.any(|line| line.is_ok_and(|line| line == "ready")),
+        "the run ended before the long statement"
+    );
+    let sent = Command::new("kill")
+        .args(["-INT", &client.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = client.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no exit within a minute of Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut client.0.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "{status:?} (signal {:?}): {stderr}",
+        status.signal()
+    );
+    assert!(
+        stderr.contains("Interrupted: cancelling this run's jobs on the cluster"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("cancelled job "), "{stderr}");
+    let rest: Vec<String> = stdout.map_while(Result::ok).collect();
+    assert!(!rest.iter().any(|line| line == "20000"), "{rest:?}");
+}

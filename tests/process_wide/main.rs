@@ -7,6 +7,9 @@
 #[path = "../common.rs"]
 mod common;
 
+#[cfg(feature = "ballista")]
+mod cluster;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

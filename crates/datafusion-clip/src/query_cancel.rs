@@ -30,10 +30,16 @@
 //! async functions. The rewrite keeps every function synchronous and works
 //! wherever one can appear.
 //!
+//! On a Ballista cluster the scheduler plans without this rule; each
+//! executor task gets the rewrite instead, and a cancelled task cancels
+//! its run ([`crate::distributed::executor::ClipExecutionEngine`], feature
+//! `ballista`), while a client that drops a query cancels its job
+//! ([`crate::distributed::job_cancel`]).
+//!
 //! Not covered: plans that skip this session's physical optimizer (a
-//! datafusion-python session through the FFI, a Ballista executor, whose
-//! scheduler plans without it), and a call made on a task the node itself
-//! spawns. [`crate::engine::cancel_running_work`] still stops those.
+//! datafusion-python session through the FFI), and a call made on a task
+//! the node itself spawns. [`crate::engine::cancel_running_work`] still
+//! stops those.
 
 use std::any::Any;
 use std::fmt;
@@ -235,6 +241,32 @@ pub type ClipQueryScopeExec = QueryNode<Scope>;
 /// query's CLIP work.
 pub type ClipCancelOnDropExec = QueryNode<CancelOnDrop>;
 
+impl ClipCancelOnDropExec {
+    /// A handle that stops the plan's current run from outside its
+    /// streams: for a runner that abandons the run without dropping them
+    /// (a Ballista executor cancelling a task: the stage's input runs on a
+    /// task of the shuffle writer's own).
+    pub fn run_handle(&self) -> QueryRunHandle {
+        QueryRunHandle {
+            query: Arc::clone(&self.query),
+        }
+    }
+}
+
+/// See [`ClipCancelOnDropExec::run_handle`].
+#[derive(Debug, Clone)]
+pub struct QueryRunHandle {
+    query: Arc<QueryState>,
+}
+
+impl QueryRunHandle {
+    /// Stop the CLIP calls of the plan's current run before their next
+    /// forward pass; a later run of the plan gets a fresh token.
+    pub fn cancel(&self) {
+        self.query.outputs().cancel.cancel();
+    }
+}
+
 /// The role of [`ClipQueryScopeExec`].
 #[derive(Debug)]
 pub struct Scope;
@@ -329,10 +361,7 @@ impl NodeRole for CancelOnDrop {
             return internal_err!("{} has no partition {partition}", Self::NAME);
         }
         query.output_opened();
-        let output = OpenOutput {
-            query: Arc::clone(query),
-            finished: false,
-        };
+        let opened = Arc::clone(query);
         // The input runs on its own task: the consumer only waits on a
         // channel, so dropping it takes effect at once even while a CLIP
         // call blocks the input's thread. The task is aborted with the
@@ -349,10 +378,10 @@ impl NodeRole for CancelOnDrop {
             }
             Ok(())
         });
-        Ok(Box::pin(OutputStream {
-            input: builder.build(),
-            output,
-        }))
+        Ok(Box::pin(EndWatchedStream::new(
+            builder.build(),
+            Box::new(move |finished| opened.output_dropped(finished)),
+        )))
     }
 }
 
@@ -380,31 +409,42 @@ impl RecordBatchStream for ScopedStream {
     }
 }
 
-/// An output stream of [`ClipCancelOnDropExec`]; on drop it tells the
-/// query whether it had reached its end.
-struct OpenOutput {
-    query: Arc<QueryState>,
+/// A stream that, when dropped, tells `on_drop` whether it had reached its
+/// end: how a dropped query is told from a finished one.
+pub(crate) struct EndWatchedStream {
+    input: SendableRecordBatchStream,
     finished: bool,
+    on_drop: Option<Box<dyn FnOnce(bool) + Send>>,
 }
 
-impl Drop for OpenOutput {
-    fn drop(&mut self) {
-        self.query.output_dropped(self.finished);
+impl EndWatchedStream {
+    pub(crate) fn new(
+        input: SendableRecordBatchStream,
+        on_drop: Box<dyn FnOnce(bool) + Send>,
+    ) -> Self {
+        Self {
+            input,
+            finished: false,
+            on_drop: Some(on_drop),
+        }
     }
 }
 
-struct OutputStream {
-    input: SendableRecordBatchStream,
-    output: OpenOutput,
+impl Drop for EndWatchedStream {
+    fn drop(&mut self) {
+        if let Some(on_drop) = self.on_drop.take() {
+            on_drop(self.finished);
+        }
+    }
 }
 
-impl Stream for OutputStream {
+impl Stream for EndWatchedStream {
     type Item = Result<RecordBatch>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let next = self.input.poll_next_unpin(cx);
         if let Poll::Ready(None) = next {
-            self.output.finished = true;
+            self.finished = true;
         }
         next
     }
@@ -414,7 +454,7 @@ impl Stream for OutputStream {
     }
 }
 
-impl RecordBatchStream for OutputStream {
+impl RecordBatchStream for EndWatchedStream {
     fn schema(&self) -> SchemaRef {
         self.input.schema()
     }

@@ -2,6 +2,8 @@
 //! same SQL on a DataFusion Ballista cluster.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use clap::Args;
 use datafusion::error::{DataFusionError, Result};
@@ -12,6 +14,8 @@ use datafusion_clip::config::DeviceSetting;
 use datafusion_clip::distributed::executor::{ExecutorOptions, run_executor};
 use datafusion_clip::distributed::scheduler::{SchedulerOptions, run_scheduler};
 use datafusion_clip::distributed::{remote_context, standalone_context};
+
+use super::interrupts::Interrupts;
 
 /// `--ballista standalone`: a scheduler and an executor in this process.
 pub const STANDALONE: &str = "standalone";
@@ -129,5 +133,50 @@ pub async fn cluster_context(
             "--ballista wants df://HOST[:PORT] (a scheduler started with `clip-sql scheduler`) \
              or '{STANDALONE}', got '{target}'"
         )))
+    }
+}
+
+/// On Ctrl-C, cancel the cluster jobs of this process's running queries,
+/// then exit with status 130, as the interrupted process would have. A job
+/// outlives its client: killed outright, `clip-sql -f` or `suite` would
+/// leave the cluster computing what nobody reads. (The interactive shell
+/// handles Ctrl-C itself: a dropped statement cancels its own job.)
+pub fn cancel_jobs_on_interrupt() -> Result<()> {
+    // Listening starts here, before any statement runs.
+    let mut interrupts = Interrupts::listen()
+        .map_err(|e| DataFusionError::Execution(format!("cannot listen for Ctrl-C: {e}")))?;
+    tokio::spawn(async move {
+        interrupts.next().await;
+        INTERRUPTED.store(true, Ordering::SeqCst);
+        eprintln!("Interrupted: cancelling this run's jobs on the cluster");
+        // A statement that has just started submits its job and has it
+        // named by the scheduler within 50 ms; a second covers a busy one.
+        let cancelling =
+            datafusion_clip::distributed::job_cancel::cancel_running_jobs(Duration::from_secs(1));
+        match tokio::time::timeout(Duration::from_secs(10), cancelling).await {
+            Ok((cancelled, failed)) => {
+                for job in cancelled {
+                    eprintln!("cancelled job {job}");
+                }
+                for message in failed {
+                    eprintln!("{message}");
+                }
+            }
+            Err(_) => eprintln!("the scheduler did not answer within 10 s; jobs may still run"),
+        }
+        std::process::exit(130);
+    });
+    Ok(())
+}
+
+/// Set once Ctrl-C has been pressed in a run that cancels its jobs.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// After Ctrl-C, never return: the interrupt handler exits the process
+/// once the jobs are cancelled, and the statement that failed because its
+/// job was cancelled must not end it first with that error.
+pub async fn wait_if_interrupted() {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        std::future::pending::<()>().await;
     }
 }

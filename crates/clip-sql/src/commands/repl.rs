@@ -10,10 +10,10 @@ use datafusion::prelude::SessionContext;
 use datafusion_cli::command::{Command, OutputFormat};
 use datafusion_cli::helper::CliHelper;
 use datafusion_cli::print_options::PrintOptions;
-use futures::FutureExt;
 use rustyline::Editor;
 use rustyline::error::ReadlineError;
 
+use super::interrupts::Interrupts;
 use clip_sql::statements::run_sql;
 
 /// Where the REPL keeps its history, as datafusion-cli does: the current
@@ -105,42 +105,4 @@ pub async fn run_repl(
         }
     }
     editor.save_history(HISTORY_FILE)
-}
-
-/// Ctrl-C presses, listened for from before the first prompt to the end of
-/// the shell. Until a listener exists SIGINT keeps its default action and
-/// ends the process, so one listener made per statement (on the first poll
-/// of `tokio::signal::ctrl_c()`) left a moment at each statement's start in
-/// which Ctrl-C killed the shell instead of stopping the statement.
-struct Interrupts {
-    #[cfg(unix)]
-    signal: tokio::signal::unix::Signal,
-    #[cfg(windows)]
-    signal: tokio::signal::windows::CtrlC,
-}
-
-impl Interrupts {
-    fn listen() -> std::io::Result<Self> {
-        Ok(Interrupts {
-            #[cfg(unix)]
-            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?,
-            #[cfg(windows)]
-            signal: tokio::signal::windows::ctrl_c()?,
-        })
-    }
-
-    /// Forget presses made while no statement ran (with input piped in,
-    /// the prompt does not take Ctrl-C as a key): they were not meant for
-    /// the statement about to start.
-    fn forget_earlier(&mut self) {
-        while let Some(Some(())) = self.signal.recv().now_or_never() {}
-    }
-
-    /// The next press.
-    async fn next(&mut self) {
-        // `None` only once the runtime shuts down: nothing to interrupt then.
-        if self.signal.recv().await.is_none() {
-            std::future::pending::<()>().await;
-        }
-    }
 }

@@ -78,6 +78,10 @@ pub(crate) async fn run(args: Args) -> Result<()> {
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)));
     }
+    #[cfg(feature = "ballista")]
+    if args.ballista.is_some() {
+        cluster::cancel_jobs_on_interrupt()?;
+    }
     // Every placeholder is filled before anything runs: a missing or
     // misspelt parameter fails at once, not after an hour of benchmark.
     let params: BTreeMap<String, String> = args.params.into_iter().collect();
@@ -105,16 +109,24 @@ pub(crate) async fn run(args: Args) -> Result<()> {
     sql_params::check_all_used(&params, &used)
         .map_err(|e| DataFusionError::Configuration(e.to_string()))?;
 
-    for (file, script) in scripts {
-        // A file runs as one script that stops at its first failing
-        // statement, so a broken benchmark exits non-zero instead of
-        // printing an error and carrying on (datafusion-cli's `-f`).
-        run_sql(&ctx, &script, &print_options)
-            .await
-            .map_err(|e| DataFusionError::Execution(format!("{file}: {e}")))?;
+    let outcome = async {
+        for (file, script) in scripts {
+            // A file runs as one script that stops at its first failing
+            // statement, so a broken benchmark exits non-zero instead of
+            // printing an error and carrying on (datafusion-cli's `-f`).
+            run_sql(&ctx, &script, &print_options)
+                .await
+                .map_err(|e| DataFusionError::Execution(format!("{file}: {e}")))?;
+        }
+        for command in commands {
+            run_sql(&ctx, &command, &print_options).await?;
+        }
+        Ok(())
     }
-    for command in commands {
-        run_sql(&ctx, &command, &print_options).await?;
-    }
-    Ok(())
+    .await;
+    // A statement whose job Ctrl-C cancelled fails; the interrupt, not
+    // that failure, ends the process.
+    #[cfg(feature = "ballista")]
+    cluster::wait_if_interrupted().await;
+    outcome
 }

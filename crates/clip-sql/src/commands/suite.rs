@@ -182,6 +182,7 @@ pub(crate) async fn run_suite(args: SuiteArgs) -> Result<()> {
     let mut sessions = SuiteSessions::local(config.clone(), runtime_env.clone());
     #[cfg(feature = "ballista")]
     if let Some(target) = args.ballista.clone() {
+        cluster::cancel_jobs_on_interrupt()?;
         // A fresh client session per run, on the cluster; the report still
         // reads this machine's Parquet files here.
         sessions.benchmark = Arc::new(move || {
@@ -190,6 +191,10 @@ pub(crate) async fn run_suite(args: SuiteArgs) -> Result<()> {
             Box::pin(async move { cluster::cluster_context(&target, config, runtime_env).await })
         });
     }
-    run(&suite, &sessions).await?;
-    Ok(())
+    let outcome = run(&suite, &sessions).await;
+    // A run whose job Ctrl-C cancelled fails; the interrupt, not that
+    // failure, ends the process.
+    #[cfg(feature = "ballista")]
+    cluster::wait_if_interrupted().await;
+    outcome.map(|_| ())
 }

@@ -1,14 +1,17 @@
 //! Client sessions whose queries run on a Ballista cluster.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ballista::prelude::SessionContextExt;
+use ballista_core::config::BALLISTA_CLIENT_PULL;
 use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::execution::SessionState;
+use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::prelude::SessionContext;
 
 use super::cluster_session::{self, MAX_MESSAGE_BYTES};
+use super::job_cancel::CancelJobOnDropPlanner;
 
 /// A context whose queries run on the scheduler at `url` (`df://host:port`,
 /// port 50050 when left out). `state` is the client's own (its settings,
@@ -27,9 +30,7 @@ pub async fn remote_context(url: &str, state: SessionState) -> Result<SessionCon
     }
     let state = for_cluster(state)?;
     let ctx = SessionContext::remote_with_state(url, state).await?;
-    // Ballista resets the function list to DataFusion's; add ours back.
-    crate::register(&ctx)?;
-    Ok(ctx)
+    cancelling_dropped_jobs(ctx, endpoint)
 }
 
 /// A context whose queries run on a cluster started in this process: a
@@ -41,8 +42,8 @@ pub async fn standalone_context(state: SessionState, vcores: usize) -> Result<Se
     let state = for_cluster(state)?;
     let config = state.config().clone();
     let scheduler_addr = ballista_scheduler::standalone::new_standalone_scheduler_with_builder(
-        std::sync::Arc::new(cluster_session::cluster_state),
-        std::sync::Arc::new(move || config.clone()),
+        Arc::new(cluster_session::cluster_state),
+        Arc::new(move || config.clone()),
         cluster_session::codec(),
     )
     .await
@@ -75,6 +76,21 @@ pub async fn standalone_context(state: SessionState, vcores: usize) -> Result<Se
         state,
     )
     .await?;
+    cancelling_dropped_jobs(ctx, scheduler_url)
+}
+
+/// `ctx` (a Ballista client's) with the CLIP functions, whose queries'
+/// jobs are cancelled on the scheduler at `scheduler` when dropped
+/// unfinished ([`super::job_cancel`]).
+fn cancelling_dropped_jobs(ctx: SessionContext, scheduler: String) -> Result<SessionContext> {
+    let state = ctx.state();
+    let planner = CancelJobOnDropPlanner::new(Arc::clone(state.query_planner()), scheduler);
+    let ctx = SessionContext::new_with_state(
+        SessionStateBuilder::new_from_existing(state)
+            .with_query_planner(Arc::new(planner))
+            .build(),
+    );
+    // Ballista resets the function list to DataFusion's; add ours back.
     crate::register(&ctx)?;
     Ok(ctx)
 }
@@ -93,9 +109,15 @@ fn scheduler_endpoint(url: &str) -> Result<String> {
 /// `state` with the cluster's settings and codecs, the CLIP functions and
 /// table formats.
 fn for_cluster(state: SessionState) -> Result<SessionState> {
-    let config = cluster_session::cluster_config(state.config().clone());
+    // The client asks the scheduler how its job is doing (every 50 ms)
+    // rather than waiting for news: in Ballista's push mode the client
+    // learns its job's id only with the first change the scheduler
+    // reports, which for a one-stage job is its end, and a query dropped
+    // before then could not be cancelled (job_cancel).
+    let config = cluster_session::cluster_config(state.config().clone())
+        .set_bool(BALLISTA_CLIENT_PULL, true);
     let ctx = SessionContext::new_with_state(
-        datafusion::execution::SessionStateBuilder::new_from_existing(state)
+        SessionStateBuilder::new_from_existing(state)
             .with_config(config)
             .build(),
     );

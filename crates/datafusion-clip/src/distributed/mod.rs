@@ -22,10 +22,13 @@
 //!   on an in-process one.
 //! - [`scheduler`], [`executor`]: the long-running processes behind
 //!   `clip-sql scheduler` and `clip-sql executor`.
+//! - [`job_cancel`]: a query the client drops cancels its job on the
+//!   cluster.
 
 pub mod client;
 pub mod cluster_session;
 pub mod executor;
+pub mod job_cancel;
 pub mod scheduler;
 
 pub use client::{remote_context, standalone_context};
