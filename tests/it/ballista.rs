@@ -189,6 +189,19 @@ async fn image_tables_settings_and_functions_reach_the_executors() {
     .to_string();
     assert!(err.contains("broken.png"), "{err}");
 
+    // A table function's table cannot travel (Ballista 55): planning says
+    // which table and what to write instead, not an internal error at run
+    // time.
+    let err = query(&remote, "SELECT count(*) FROM generate_series(1, 3)")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("Error during planning: table generate_series() cannot be sent"),
+        "{err}"
+    );
+    assert!(err.contains("unnest(range(1, 51))"), "{err}");
+
     // clip_models() is a table made on the client; it travels too.
     let models = query_text(&remote, "SELECT count(*) AS n FROM clip_models()").await;
     assert_eq!(

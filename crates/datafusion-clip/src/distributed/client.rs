@@ -1,17 +1,31 @@
 //! Client sessions whose queries run on a Ballista cluster.
 
+use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
+
 use ballista::prelude::SessionContextExt;
 use ballista_core::config::BALLISTA_CLIENT_PULL;
+use ballista_core::extension::SessionConfigExt;
 use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
+use datafusion::catalog::Session;
+use datafusion::catalog::cte_worktable::CteWorkTable;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::datasource::empty::EmptyTable;
+use datafusion::datasource::listing::ListingTable;
+use datafusion::datasource::{MemTable, ViewTable, source_as_provider};
 use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::context::QueryPlanner;
 use datafusion::execution::{SessionState, SessionStateBuilder};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
+use datafusion_proto::logical_plan::LogicalExtensionCodec;
 
 use super::cluster_session::{self, MAX_MESSAGE_BYTES};
-use super::job_cancel::CancelJobOnDropPlanner;
+use super::job_cancel::{CancelJobOnDropExec, ClientQueryExec};
 
 /// A context whose queries run on the scheduler at `url` (`df://host:port`,
 /// port 50050 when left out). `state` is the client's own (its settings,
@@ -79,12 +93,15 @@ pub async fn standalone_context(state: SessionState, vcores: usize) -> Result<Se
     cancelling_dropped_jobs(ctx, scheduler_url)
 }
 
-/// `ctx` (a Ballista client's) with the CLIP functions, whose queries'
-/// jobs are cancelled on the scheduler at `scheduler` when dropped
-/// unfinished ([`super::job_cancel`]).
+/// `ctx` (a Ballista client's) with the CLIP functions and a
+/// [`ClientPlanner`] in front of Ballista's (`scheduler`: its gRPC
+/// endpoint).
 fn cancelling_dropped_jobs(ctx: SessionContext, scheduler: String) -> Result<SessionContext> {
     let state = ctx.state();
-    let planner = CancelJobOnDropPlanner::new(Arc::clone(state.query_planner()), scheduler);
+    let planner = ClientPlanner {
+        ballista: Arc::clone(state.query_planner()),
+        scheduler,
+    };
     let ctx = SessionContext::new_with_state(
         SessionStateBuilder::new_from_existing(state)
             .with_query_planner(Arc::new(planner))
@@ -127,4 +144,68 @@ fn for_cluster(state: SessionState) -> Result<SessionState> {
 
 fn cluster_error(e: impl std::fmt::Display) -> DataFusionError {
     DataFusionError::Execution(format!("cannot start the in-process Ballista cluster: {e}"))
+}
+
+/// Ballista's client planner, plus two things: a query reading a table
+/// that cannot be sent to the scheduler fails at planning, saying so
+/// (Ballista would fail at execution with an internal error); every query
+/// sent to the cluster is wrapped in a [`CancelJobOnDropExec`], so that
+/// dropping it cancels its job.
+#[derive(Debug)]
+struct ClientPlanner {
+    ballista: Arc<dyn QueryPlanner + Send + Sync>,
+    scheduler: String,
+}
+
+#[async_trait]
+impl QueryPlanner for ClientPlanner {
+    async fn create_physical_plan(
+        &self,
+        logical_plan: &LogicalPlan,
+        session: &dyn Session,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let plan = self
+            .ballista
+            .create_physical_plan(logical_plan, session)
+            .await?;
+        // Only a query for the cluster: EXPLAIN ANALYZE's node reads its
+        // query node's job after the run, and a plan run in this process
+        // (information_schema) has no job.
+        if !(plan.as_ref() as &dyn Any).is::<ClientQueryExec>() {
+            return Ok(plan);
+        }
+        let codec = session.config().ballista_logical_extension_codec();
+        check_tables_travel(logical_plan, codec.as_ref())?;
+        Ok(Arc::new(CancelJobOnDropExec::new(
+            plan,
+            self.scheduler.clone(),
+        )))
+    }
+}
+
+/// Fail, naming the table, when `plan` reads one that cannot be sent to
+/// the scheduler: a table that DataFusion's plan encoding does not know
+/// itself (files, views) goes through `codec`, which knows the image and
+/// in-memory tables and refuses the rest, table functions among them.
+fn check_tables_travel(plan: &LogicalPlan, codec: &dyn LogicalExtensionCodec) -> Result<()> {
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            let provider = source_as_provider(&scan.source)?;
+            let any: &dyn Any = provider.as_ref();
+            // In-memory tables always travel (as Arrow IPC, through the
+            // codec): not encoded twice to find that out.
+            let travels = any.is::<ListingTable>()
+                || any.is::<ViewTable>()
+                || any.is::<MemTable>()
+                || any.is::<EmptyTable>()
+                || any.is::<CteWorkTable>();
+            if !travels {
+                codec
+                    .try_encode_table_provider(&scan.table_name, provider, &mut Vec::new())
+                    .map_err(|e| DataFusionError::Plan(e.message().into_owned()))?;
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(())
 }

@@ -4,7 +4,8 @@
 //! until it ends; dropping the client's stream (Ctrl-C in `clip-sql
 //! --ballista`, a service whose client went away) only stops the polling,
 //! and the job runs on, every executor embedding images nobody will read.
-//! [`CancelJobOnDropExec`] wraps the query node Ballista's planner makes:
+//! [`CancelJobOnDropExec`] wraps the query node Ballista's planner makes
+//! (`client.rs` puts it there):
 //! when its stream is dropped before the end, it asks the scheduler to
 //! cancel the job, and the scheduler has the executors abort its tasks
 //! (whose CLIP calls then stop within one forward pass:
@@ -24,16 +25,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use ballista_core::execution_plans::DistributedQueryExec;
 use ballista_core::serde::protobuf::CancelJobParams;
 use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
-use datafusion::catalog::Session;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{Result, exec_err, internal_err};
-use datafusion::execution::context::QueryPlanner;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use datafusion_proto::protobuf::LogicalPlanNode;
@@ -41,48 +38,7 @@ use datafusion_proto::protobuf::LogicalPlanNode;
 use crate::query_cancel::EndWatchedStream;
 
 /// The node Ballista's client planner makes for a query.
-type ClientQueryExec = DistributedQueryExec<LogicalPlanNode>;
-
-/// A query planner that wraps Ballista's: every query it sends to the
-/// cluster is wrapped in a [`CancelJobOnDropExec`].
-#[derive(Debug)]
-pub struct CancelJobOnDropPlanner {
-    inner: Arc<dyn QueryPlanner + Send + Sync>,
-    scheduler: String,
-}
-
-impl CancelJobOnDropPlanner {
-    /// `inner` is Ballista's planner; `scheduler` its scheduler's gRPC
-    /// endpoint (`http://host:port`).
-    pub fn new(inner: Arc<dyn QueryPlanner + Send + Sync>, scheduler: String) -> Self {
-        Self { inner, scheduler }
-    }
-}
-
-#[async_trait]
-impl QueryPlanner for CancelJobOnDropPlanner {
-    async fn create_physical_plan(
-        &self,
-        logical_plan: &LogicalPlan,
-        session: &dyn Session,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        let plan = self
-            .inner
-            .create_physical_plan(logical_plan, session)
-            .await?;
-        // Only a plain query is wrapped: EXPLAIN ANALYZE's node reads its
-        // query node's job after the run, and plans run in this process
-        // (information_schema) have no job.
-        if (plan.as_ref() as &dyn Any).is::<ClientQueryExec>() {
-            Ok(Arc::new(CancelJobOnDropExec::new(
-                plan,
-                self.scheduler.clone(),
-            )))
-        } else {
-            Ok(plan)
-        }
-    }
-}
+pub(crate) type ClientQueryExec = DistributedQueryExec<LogicalPlanNode>;
 
 /// Runs a query on the cluster; dropping its stream before the end cancels
 /// the query's job on the scheduler.

@@ -37,7 +37,9 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::catalog::TableProvider;
-use datafusion::common::{Result, TableReference, internal_datafusion_err, not_impl_err};
+use datafusion::common::{
+    DataFusionError, Result, TableReference, internal_datafusion_err, not_impl_err,
+};
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::FileFormatFactory;
 use datafusion::execution::TaskContext;
@@ -263,7 +265,18 @@ impl LogicalExtensionCodec for ClipLogicalCodec {
             start(buf, KIND_MEMORY_TABLE);
             return encode_memory_table(t, buf);
         } else {
-            return self.inner.try_encode_table_provider(table_ref, node, buf);
+            return self
+                .inner
+                .try_encode_table_provider(table_ref, node, buf)
+                .map_err(|e| {
+                    DataFusionError::NotImplemented(format!(
+                        "table {table_ref} cannot be sent to another process ({}): files, \
+                         image tables and in-memory tables travel; a table function such as \
+                         generate_series(1, 50) can be written \
+                         (SELECT unnest(range(1, 51)) AS value)",
+                        e.message()
+                    ))
+                });
         };
         start(buf, KIND_JSON);
         to_json(&table, buf)
