@@ -4,14 +4,13 @@
 //! until it ends; dropping the client's stream (Ctrl-C in `clip-sql
 //! --ballista`, a service whose client went away) only stops the polling,
 //! and the job runs on, every executor embedding images nobody will read.
-//! [`CancelJobOnDropExec`] wraps the query node Ballista's planner makes
-//! (`client.rs` puts it there):
-//! when its stream is dropped before the end, it asks the scheduler to
-//! cancel the job, and the scheduler has the executors abort its tasks
-//! (whose CLIP calls then stop within one forward pass:
-//! [`super::executor::ClipExecutionEngine`]). [`cancel_running_jobs`] does
-//! the same for every job of this process still running, for a process
-//! about to exit on Ctrl-C.
+//! [`CancelJobOnDropExec`], which the client's planner (`client.rs`) puts
+//! around the query node Ballista's makes, asks the scheduler to cancel
+//! the job when its stream is dropped before the end, and the scheduler
+//! has the executors abort the job's tasks (whose CLIP calls then stop
+//! within one forward pass: [`super::executor::ClipExecutionEngine`]).
+//! [`cancel_running_jobs`] does the same for every job of this process
+//! still running, for a process about to exit on Ctrl-C.
 //!
 //! The client learns its job's id when the scheduler accepts the job (our
 //! clients track jobs in Ballista's pull mode for this: `client.rs`); a
