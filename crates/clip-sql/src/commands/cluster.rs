@@ -139,8 +139,9 @@ pub async fn cluster_context(
 /// On Ctrl-C, cancel the cluster jobs of this process's running queries,
 /// then exit with status 130, as the interrupted process would have. A job
 /// outlives its client: killed outright, `clip-sql -f` or `suite` would
-/// leave the cluster computing what nobody reads. (The interactive shell
-/// handles Ctrl-C itself: a dropped statement cancels its own job.)
+/// leave the cluster computing what nobody reads. A second Ctrl-C exits
+/// without waiting for the scheduler. (The interactive shell handles
+/// Ctrl-C itself: a dropped statement cancels its own job.)
 pub fn cancel_jobs_on_interrupt() -> Result<()> {
     // Listening starts here, before any statement runs.
     let mut interrupts = Interrupts::listen()
@@ -151,18 +152,29 @@ pub fn cancel_jobs_on_interrupt() -> Result<()> {
         eprintln!("Interrupted: cancelling this run's jobs on the cluster");
         // A statement that has just started submits its job and has it
         // named by the scheduler within 50 ms; a second covers a busy one.
-        let cancelling =
-            datafusion_clip::distributed::job_cancel::cancel_running_jobs(Duration::from_secs(1));
-        match tokio::time::timeout(Duration::from_secs(10), cancelling).await {
-            Ok((cancelled, failed)) => {
-                for job in cancelled {
-                    eprintln!("cancelled job {job}");
+        let cancelling = async {
+            let jobs = datafusion_clip::distributed::job_cancel::cancel_running_jobs(
+                Duration::from_secs(1),
+            );
+            match tokio::time::timeout(Duration::from_secs(10), jobs).await {
+                Ok((cancelled, failed)) => {
+                    for job in cancelled {
+                        eprintln!("cancelled job {job}");
+                    }
+                    for message in failed {
+                        eprintln!("{message}");
+                    }
                 }
-                for message in failed {
-                    eprintln!("{message}");
+                Err(_) => {
+                    eprintln!("the scheduler did not answer within 10 s; jobs may still run")
                 }
             }
-            Err(_) => eprintln!("the scheduler did not answer within 10 s; jobs may still run"),
+        };
+        tokio::select! {
+            () = cancelling => {}
+            () = interrupts.next() => {
+                eprintln!("Interrupted again: exiting without waiting for the scheduler");
+            }
         }
         std::process::exit(130);
     });
