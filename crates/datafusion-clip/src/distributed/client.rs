@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-
 use ballista::prelude::SessionContextExt;
 use ballista_core::config::BALLISTA_CLIENT_PULL;
 use ballista_core::extension::SessionConfigExt;
@@ -44,7 +43,7 @@ pub async fn remote_context(url: &str, state: SessionState) -> Result<SessionCon
     }
     let state = for_cluster(state)?;
     let ctx = SessionContext::remote_with_state(url, state).await?;
-    cancelling_dropped_jobs(ctx, endpoint)
+    with_client_planner(ctx, endpoint)
 }
 
 /// A context whose queries run on a cluster started in this process: a
@@ -90,13 +89,13 @@ pub async fn standalone_context(state: SessionState, vcores: usize) -> Result<Se
         state,
     )
     .await?;
-    cancelling_dropped_jobs(ctx, scheduler_url)
+    with_client_planner(ctx, scheduler_url)
 }
 
 /// `ctx` (a Ballista client's) with the CLIP functions and a
 /// [`ClientPlanner`] in front of Ballista's (`scheduler`: its gRPC
 /// endpoint).
-fn cancelling_dropped_jobs(ctx: SessionContext, scheduler: String) -> Result<SessionContext> {
+fn with_client_planner(ctx: SessionContext, scheduler: String) -> Result<SessionContext> {
     let state = ctx.state();
     let planner = ClientPlanner {
         ballista: Arc::clone(state.query_planner()),
