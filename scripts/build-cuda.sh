@@ -7,6 +7,10 @@
 #
 #   scripts/build-cuda.sh                 # -> target-cuda/clip-sql (stripped, ~200 MB)
 # A clean build takes about an hour on 2 cores; after that, ~3 minutes.
+#   scripts/build-cuda.sh --check         # clippy (-D warnings) of everything the
+#       `cuda` feature compiles, tests included, and nvcc of our kernels: that the
+#       GPU code still builds after a change, without a GPU (after the first run's
+#       hour of candle's kernels, ~1 minute)
 #   CUDA_COMPUTE_CAP=80 scripts/build-cuda.sh   # PTX any sm >= 80 can JIT
 #   CUDA_FEATURES=cudnn scripts/build-cuda.sh   # also cuDNN convolutions: needs
 #       libcudnn.so.9 (e.g. the nvidia-cudnn-cu13 wheel's lib/) on LIBRARY_PATH
@@ -67,6 +71,10 @@ export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90} CUDARC_CUDA_VERSION=13000 CUDAFO
 export LIBRARY_PATH=$C/lib:$C/lib/stubs${LIBRARY_PATH:+:$LIBRARY_PATH}
 export CARGO_TARGET_DIR=${CUDA_TARGET_DIR:-$HOME/.cache/datafusion-clip/target-cuda}
 cd "$repo"
+if [ "${1:-}" = "--check" ]; then
+  exec cargo clippy --all-targets -p clip-sql -p clip-model -p datafusion-clip \
+    --features "$features" -j"${JOBS:-$(nproc)}" -- -D warnings
+fi
 cargo build --release -p clip-sql --features "$features" -j"${JOBS:-$(nproc)}"
 mkdir -p "$repo/target-cuda"
 strip -o "$repo/target-cuda/clip-sql" "$CARGO_TARGET_DIR/release/clip-sql"
