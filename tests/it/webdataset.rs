@@ -237,6 +237,67 @@ async fn truncated_shards_fail_naming_the_shard_or_are_skipped_and_counted() {
     assert!(err.contains("no WebDataset shards"), "{err}");
 }
 
+/// A first shard cut inside a member: the table still opens with
+/// `skip_unreadable` (its columns come from the samples before the cut, and
+/// without the option the error says what to set), and every sample before
+/// the damaged one is read, as webdataset reads them; the damaged one is
+/// left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_cut_inside_a_member_keeps_the_samples_before_it() {
+    let whole = webdataset_shard(&(0..4).map(|i| sample(0, i)).collect::<Vec<_>>());
+    // One byte into the data of sample s0002's first member.
+    let cut = tar::Archive::new(&whole[..])
+        .entries()
+        .unwrap()
+        .map(Result::unwrap)
+        .find(|member| {
+            member
+                .path()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("s0002.")
+        })
+        .unwrap()
+        .raw_file_position() as usize
+        + 1;
+    let dir = folder(&[("t/0.tar", whole[..cut].to_vec())]);
+    let location = format!("{}/t/", dir.path().display());
+    let ctx = context();
+    let err = query(
+        &ctx,
+        &format!("CREATE EXTERNAL TABLE strict STORED AS WEBDATASET LOCATION '{location}'"),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("0.tar") && err.contains("truncated"), "{err}");
+    assert!(err.contains("skip_unreadable"), "{err}");
+
+    query(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE lenient STORED AS WEBDATASET LOCATION '{location}' \
+             OPTIONS ('skip_unreadable' 'true')"
+        ),
+    )
+    .await
+    .unwrap();
+    let (plan, text) = query_with_plan(
+        &ctx,
+        "SELECT key, label, txt, image IS NOT NULL AS has_image FROM lenient ORDER BY key",
+    )
+    .await;
+    assert_eq!(
+        table_rows(&text),
+        vec![
+            vec!["s0000", "0", "caption 0", "true"],
+            vec!["s0001", "1", "caption 1", "true"],
+        ],
+        "{text}"
+    );
+    assert_eq!(metric_sum(plan.as_ref(), "unreadable_shards"), 1);
+}
+
 /// A plain HTTP server for files (GET and HEAD), as a stand-in for a
 /// dataset hub: `/wds/<name>` serves `files[name]`, anything else is 404.
 fn serve_files(files: std::collections::HashMap<String, Vec<u8>>) -> String {

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
-use datafusion::common::{Result, plan_err};
+use datafusion::common::{Result, exec_err, plan_err};
 use datafusion::datasource::TableType;
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::error::DataFusionError;
@@ -192,7 +192,7 @@ impl WebDatasetTable {
             return plan_err!("no WebDataset shards (.tar files) at {location}");
         };
         let store = state.runtime_env().object_store(&store_url)?;
-        let extras = extra_extensions(&store, first).await?;
+        let extras = extra_extensions(&store, &shards, skip_unreadable).await?;
         let captions = extras.contains("txt") && is_retrieval_layout(&store, first).await;
         Ok(Self {
             location: location.to_string(),
@@ -397,24 +397,59 @@ async fn is_retrieval_layout(store: &Arc<dyn object_store::ObjectStore>, shard: 
     false
 }
 
-/// Extensions other than the fixed columns' in the first samples of a shard.
+/// Extensions other than the fixed columns' in the first samples: those of
+/// the first shard. A shard that cannot be read fails the table, as its
+/// scan would; with `skip_unreadable` the samples read before the damage
+/// count, and the next shard is sampled too.
 async fn extra_extensions(
     store: &Arc<dyn object_store::ObjectStore>,
-    shard: &Shard,
+    shards: &[Shard],
+    skip_unreadable: bool,
 ) -> Result<BTreeSet<String>> {
-    let fail = |e: &dyn std::fmt::Display| {
-        DataFusionError::Execution(format!("cannot read WebDataset shard {}: {e}", shard.name))
-    };
+    let mut extras = BTreeSet::new();
+    let mut keys = BTreeSet::new();
+    for shard in shards {
+        match sample_extensions(store, shard, &mut keys, &mut extras).await {
+            Ok(()) => break,
+            Err(reason) if skip_unreadable => {
+                log::warn!(
+                    "WEBDATASET: reading the columns, skipping the rest of shard {}: {reason}",
+                    shard.name
+                );
+                if keys.len() > SAMPLES_FOR_SCHEMA {
+                    break;
+                }
+            }
+            Err(reason) => {
+                return exec_err!(
+                    "cannot read WebDataset shard {}: {reason} (OPTIONS ('skip_unreadable' \
+                     'true') on the table skips such shards and counts them)",
+                    shard.name
+                );
+            }
+        }
+    }
+    Ok(extras)
+}
+
+/// Add the keys and extra extensions of `shard`'s first samples (up to
+/// [`SAMPLES_FOR_SCHEMA`] keys in all) to `keys` and `extras`; why the
+/// shard could not be read to there, if it could not.
+async fn sample_extensions(
+    store: &Arc<dyn object_store::ObjectStore>,
+    shard: &Shard,
+    keys: &mut BTreeSet<String>,
+    extras: &mut BTreeSet<String>,
+) -> std::result::Result<(), String> {
+    let location = stored_path(&shard.location).map_err(|e| e.to_string())?;
     let stream = store
-        .get(&stored_path(&shard.location)?)
+        .get(&location)
         .await
-        .map_err(|e| fail(&e))?
+        .map_err(|e| e.to_string())?
         .into_stream();
     // Only the members' names matter here: their data streams past unread.
     let mut tar = TarStream::new(stream).with_max_member_bytes(0);
-    let mut extras = BTreeSet::new();
-    let mut keys = BTreeSet::new();
-    while let Some(member) = tar.next_member().await.map_err(|e| fail(&e))? {
+    while let Some(member) = tar.next_member().await.map_err(|e| e.to_string())? {
         let Some((key, ext)) = split_member_name(&member.name) else {
             continue;
         };
@@ -426,7 +461,7 @@ async fn extra_extensions(
             extras.insert(ext);
         }
     }
-    Ok(extras)
+    Ok(())
 }
 
 #[async_trait]

@@ -22,7 +22,7 @@ use futures::stream::BoxStream;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
-use super::tar_stream::TarStream;
+use super::tar_stream::{TarError, TarStream};
 use super::{
     CAPTIONS_COLUMN, extra_column_name, is_fixed_extension, split_lines, split_member_name,
     webdataset_schema,
@@ -293,9 +293,21 @@ impl SampleReader {
                 }
                 Err(e) => {
                     self.current = None;
-                    // What was read of a broken shard's last sample is incomplete.
-                    self.pending = None;
+                    // What was read of a broken shard's last sample is
+                    // incomplete, unless the member that broke off is the
+                    // next sample's: a sample's members are contiguous, so
+                    // the one before it is whole (and webdataset keeps it).
+                    let next_sample_broke = match (&e, &self.pending) {
+                        (TarError::EndsInMember { name, .. }, Some(pending)) => {
+                            split_member_name(name).is_some_and(|(key, _)| key != pending.key)
+                        }
+                        _ => false,
+                    };
+                    let whole = self.pending.take().filter(|_| next_sample_broke);
                     self.shard_failed(index, &e.to_string())?;
+                    if whole.is_some() {
+                        return Ok(whole);
+                    }
                 }
             }
         }
