@@ -412,3 +412,45 @@ fn ctrl_c_as_a_statement_starts_never_ends_the_shell() {
         assert!(status.success(), "the shell ended with {status}");
     }
 }
+
+/// The library's warnings reach `clip-sql`'s stderr (here a shard cut
+/// short, skipped with `skip_unreadable`), and `RUST_LOG=off` silences
+/// them.
+#[test]
+fn the_library_warnings_reach_stderr() {
+    let samples: Vec<Sample> = (0..4u32)
+        .map(|i| {
+            (
+                format!("s{i}"),
+                vec![("cls", b"1".to_vec()), ("png", png_bytes(30, 20, i))],
+            )
+        })
+        .collect();
+    let mut shard = webdataset_shard(&samples);
+    shard.truncate(shard.len() / 2);
+    let dir = folder(&[("w/0.tar", shard)]);
+    let sql = format!(
+        "CREATE EXTERNAL TABLE w STORED AS WEBDATASET LOCATION '{}/w/' \
+         OPTIONS ('skip_unreadable' 'true'); SELECT count(*) AS n FROM w;",
+        dir.path().display()
+    );
+    let run = |rust_log: Option<&str>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_clip-sql"));
+        command
+            .args(["-q", "--format", "csv", "-c", &sql])
+            .env("HF_HUB_OFFLINE", "1")
+            .env_remove("RUST_LOG");
+        if let Some(filter) = rust_log {
+            command.env("RUST_LOG", filter);
+        }
+        let out = command.output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stderr(&out)
+    };
+    let warnings = run(None);
+    assert!(
+        warnings.contains("warning: WEBDATASET: skipping the rest of shard"),
+        "{warnings}"
+    );
+    assert_eq!(run(Some("off")), "");
+}

@@ -6,6 +6,7 @@
 // may unwrap; code that ships may not.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -113,6 +114,7 @@ fn parse_file(file: &str) -> std::result::Result<String, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -150,6 +152,20 @@ fn main() -> ExitCode {
 
 /// The settings every session starts from: DataFusion's from the
 /// environment, plus `clip.*`.
+/// The library's warnings on stderr as `warning: ...` (an unreadable file
+/// skipped, a GPU that could not be opened, a job that could not be
+/// cancelled); `RUST_LOG` chooses other levels and crates, as usual.
+fn init_logging() {
+    let default = "datafusion_clip=warn,clip_model=warn,clip_sql=warn";
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
+        .format(|out, record| {
+            let level = record.level().as_str().to_lowercase();
+            let level = if level == "warn" { "warning" } else { &level };
+            writeln!(out, "{level}: {}", record.args())
+        })
+        .init();
+}
+
 pub(crate) fn base_options() -> Result<ConfigOptions> {
     let mut options = ConfigOptions::from_env()?;
     // As datafusion-cli: show NULL as NULL rather than as an empty cell.
