@@ -14,7 +14,7 @@
 //! copy of tokio that our code cannot see. datafusion-ffi enters ours only
 //! while a scan executes, so planning work that may do I/O (listing a
 //! folder, reading a shard's first members, an https store) is run inside
-//! it here ([`InRuntime`]).
+//! it here (`InRuntime`).
 
 // A panic across the FFI aborts the Python process: nothing here may panic.
 #![deny(clippy::unwrap_used, clippy::expect_used)]

@@ -4,7 +4,7 @@
 //! benchmark [`suite`] (the article's evaluation as SQL files over several
 //! models) and its [`report`] (tables, CLIP_benchmark JSON, charts and one
 //! page, rebuilt from saved predictions by `clip-sql report`), the efficiency
-//! [`bench`] (latency, images/s, memory) and the `--param` placeholders of
+//! [`bench`](mod@bench) (latency, images/s, memory) and the `--param` placeholders of
 //! SQL files ([`sql_params`]), and how the shell runs SQL text
 //! ([`statements`]). The SQL functions and tables themselves are
 //! the `datafusion-clip` library; the binary (`main.rs`, `commands/`) only

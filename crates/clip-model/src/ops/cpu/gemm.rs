@@ -45,7 +45,7 @@ impl View {
 
 /// `dst = lhs · rhs`, or `dst += lhs · rhs` when `accumulate`: `dst` is
 /// m x n, `lhs` m x k, `rhs` k x n. With `threads` above one the product is
-/// cut into that many blocks of rows or of columns ([`split_for`]), each one
+/// cut into that many blocks of rows or of columns (`split_for`), each one
 /// single-threaded `gemm` call on its own rayon task.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul(
