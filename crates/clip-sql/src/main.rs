@@ -150,8 +150,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// The settings every session starts from: DataFusion's from the
-/// environment, plus `clip.*`.
 /// The library's warnings on stderr as `warning: ...` (an unreadable file
 /// skipped, a GPU that could not be opened, a job that could not be
 /// cancelled); `RUST_LOG` chooses other levels and crates, as usual.
@@ -166,6 +164,8 @@ fn init_logging() {
         .init();
 }
 
+/// The settings every session starts from: DataFusion's from the
+/// environment, plus `clip.*`.
 pub(crate) fn base_options() -> Result<ConfigOptions> {
     let mut options = ConfigOptions::from_env()?;
     // As datafusion-cli: show NULL as NULL rather than as an empty cell.
