@@ -208,6 +208,17 @@ pub fn folder(files: &[(&str, Vec<u8>)]) -> tempfile::TempDir {
     dir
 }
 
+/// An image folder of `n` small PNGs (widths 24 to 32) in one class
+/// folder `c/`: enough forward passes at `clip.batch_size = 1` to stop one
+/// in the middle of.
+pub fn png_folder(n: u32) -> tempfile::TempDir {
+    let files: Vec<(String, Vec<u8>)> = (0..n)
+        .map(|i| (format!("c/{i:03}.png"), png_bytes(24 + i % 9, 30, i)))
+        .collect();
+    let files: Vec<(&str, Vec<u8>)> = files.iter().map(|(p, b)| (p.as_str(), b.clone())).collect();
+    folder(&files)
+}
+
 /// A copy of the files of directory `dir` (not its subdirectories) in a new
 /// temporary directory, e.g. a model's to break.
 pub fn copy_of(dir: &Path) -> tempfile::TempDir {

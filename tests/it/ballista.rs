@@ -359,11 +359,7 @@ fn ctrl_c_in_a_cluster_run_cancels_its_job_and_exits() {
     use std::os::unix::process::ExitStatusExt;
     use std::time::Instant;
 
-    let files: Vec<(String, Vec<u8>)> = (0..400)
-        .map(|i| (format!("c/{i:03}.png"), png_bytes(24 + i % 9, 30, i)))
-        .collect();
-    let files: Vec<(&str, Vec<u8>)> = files.iter().map(|(p, b)| (p.as_str(), b.clone())).collect();
-    let dir = folder(&files);
+    let dir = png_folder(400);
     let m = tiny_model();
     let create = format!(
         "CREATE EXTERNAL TABLE t STORED AS IMAGEFOLDER LOCATION '{}/'",

@@ -279,11 +279,7 @@ fn ctrl_c_stops_the_running_statement_and_the_shell_still_exits() {
     use std::io::{BufRead, BufReader, Write};
     use std::time::{Duration, Instant};
 
-    let files: Vec<(String, Vec<u8>)> = (0..400)
-        .map(|i| (format!("c/{i:03}.png"), png_bytes(24 + i % 9, 30, i)))
-        .collect();
-    let files: Vec<(&str, Vec<u8>)> = files.iter().map(|(p, b)| (p.as_str(), b.clone())).collect();
-    let dir = folder(&files);
+    let dir = png_folder(400);
     let m = tiny_model();
     let mut shell = spawn_shell(dir.path());
     let lines = {

@@ -37,6 +37,29 @@ fn three_shards() -> tempfile::TempDir {
     folder(&all)
 }
 
+/// `CREATE EXTERNAL TABLE <name> STORED AS WEBDATASET LOCATION '<location>'`,
+/// with `OPTIONS ('skip_unreadable' 'true')` when `skip_unreadable`.
+async fn create_shards_table(
+    ctx: &SessionContext,
+    name: &str,
+    location: &str,
+    skip_unreadable: bool,
+) -> datafusion::error::Result<()> {
+    let options = if skip_unreadable {
+        " OPTIONS ('skip_unreadable' 'true')"
+    } else {
+        ""
+    };
+    query(
+        ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE {name} STORED AS WEBDATASET LOCATION '{location}'{options}"
+        ),
+    )
+    .await
+    .map(|_| ())
+}
+
 async fn rows(ctx: &SessionContext, sql: &str) -> Vec<Vec<String>> {
     table_rows(&query_text(ctx, sql).await)
 }
@@ -180,12 +203,9 @@ async fn truncated_shards_fail_naming_the_shard_or_are_skipped_and_counted() {
     let dir = folder(&[("t/0.tar", webdataset_shard(&good)), ("t/1.tar", truncated)]);
     let ctx = context();
     let location = format!("{}/t/", dir.path().display());
-    query(
-        &ctx,
-        &format!("CREATE EXTERNAL TABLE strict STORED AS WEBDATASET LOCATION '{location}'"),
-    )
-    .await
-    .unwrap();
+    create_shards_table(&ctx, "strict", &location, false)
+        .await
+        .unwrap();
     let err = query(&ctx, "SELECT count(*) FROM strict")
         .await
         .unwrap_err()
@@ -193,15 +213,9 @@ async fn truncated_shards_fail_naming_the_shard_or_are_skipped_and_counted() {
     assert!(err.contains("1.tar") && err.contains("truncated"), "{err}");
     assert!(err.contains("skip_unreadable"), "{err}");
 
-    query(
-        &ctx,
-        &format!(
-            "CREATE EXTERNAL TABLE lenient STORED AS WEBDATASET LOCATION '{location}' \
-             OPTIONS ('skip_unreadable' 'true')"
-        ),
-    )
-    .await
-    .unwrap();
+    create_shards_table(&ctx, "lenient", &location, true)
+        .await
+        .unwrap();
     let (plan, text) = query_with_plan(&ctx, "SELECT count(*) AS n FROM lenient").await;
     // The good shard's 4 samples and the complete samples before the cut.
     let n: usize = table_rows(&text)[0][0].parse().unwrap();
@@ -263,25 +277,16 @@ async fn a_shard_cut_inside_a_member_keeps_the_samples_before_it() {
     let dir = folder(&[("t/0.tar", whole[..cut].to_vec())]);
     let location = format!("{}/t/", dir.path().display());
     let ctx = context();
-    let err = query(
-        &ctx,
-        &format!("CREATE EXTERNAL TABLE strict STORED AS WEBDATASET LOCATION '{location}'"),
-    )
-    .await
-    .unwrap_err()
-    .to_string();
+    let err = create_shards_table(&ctx, "strict", &location, false)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("0.tar") && err.contains("truncated"), "{err}");
     assert!(err.contains("skip_unreadable"), "{err}");
 
-    query(
-        &ctx,
-        &format!(
-            "CREATE EXTERNAL TABLE lenient STORED AS WEBDATASET LOCATION '{location}' \
-             OPTIONS ('skip_unreadable' 'true')"
-        ),
-    )
-    .await
-    .unwrap();
+    create_shards_table(&ctx, "lenient", &location, true)
+        .await
+        .unwrap();
     let (plan, text) = query_with_plan(
         &ctx,
         "SELECT key, label, txt, image IS NOT NULL AS has_image FROM lenient ORDER BY key",
