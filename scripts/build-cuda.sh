@@ -9,8 +9,8 @@
 # A clean build takes about an hour on 2 cores; after that, ~3 minutes.
 #   scripts/build-cuda.sh --check         # clippy (-D warnings) of everything the
 #       `cuda` feature compiles, tests included, and nvcc of our kernels: that the
-#       GPU code still builds after a change, without a GPU (after the first run's
-#       hour of candle's kernels, ~1 minute)
+#       GPU code still builds after a change, without a GPU (2026-11-28, 2 cores:
+#       about 35 minutes the first time, most of it candle's kernels; then 15-25 s)
 #   CUDA_COMPUTE_CAP=80 scripts/build-cuda.sh   # PTX any sm >= 80 can JIT
 #   CUDA_FEATURES=cudnn scripts/build-cuda.sh   # also cuDNN convolutions: needs
 #       libcudnn.so.9 (e.g. the nvidia-cudnn-cu13 wheel's lib/) on LIBRARY_PATH
