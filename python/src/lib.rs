@@ -516,8 +516,32 @@ fn progress(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     Ok(counters)
 }
 
+/// The library's warnings (a file skipped with `skip_unreadable`, a GPU
+/// that could not be opened, an oversized image read as NULL) written to
+/// stderr as `datafusion_clip: warning: …`, as `clip-sql` writes them;
+/// `RUST_LOG` chooses others (`RUST_LOG=off`, `RUST_LOG=info`).
+///
+/// Straight to stderr rather than into Python's `logging`: a record is
+/// often written on one of this library's threads while a Python thread
+/// holding the GIL waits for that very thread (a folder listed while
+/// `ctx.sql(...)` plans), so taking the GIL to log could deadlock.
+fn init_logging() {
+    let default = "datafusion_clip=warn,clip_model=warn";
+    // Another extension module of the process has its own copy of `log`,
+    // so this fails only if this module is initialised twice: keep the first.
+    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
+        .format(|out, record| {
+            use std::io::Write;
+            let level = record.level().as_str().to_lowercase();
+            let level = if level == "warn" { "warning" } else { &level };
+            writeln!(out, "datafusion_clip: {level}: {}", record.args())
+        })
+        .try_init();
+}
+
 #[pymodule]
 fn _datafusion_clip(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    init_logging();
     m.add_class::<ScalarFunction>()?;
     m.add_class::<AggregateFunction>()?;
     m.add_class::<TableFunction>()?;

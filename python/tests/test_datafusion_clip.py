@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -270,6 +271,56 @@ def test_webdataset_and_cifar_tables(tmp_path):
     assert ctx.sql("SELECT count(*) AS n FROM sql_shards").to_pylist() == [{"n": 3}]
     with pytest.raises(ValueError, match="variant"):
         datafusion_clip.cifar(str(tmp_path / "test_batch.bin"), variant=42)
+
+
+def cut_shard(path: Path) -> None:
+    """A WEBDATASET shard of four PNG samples, cut short in the middle."""
+    import io
+    import tarfile
+
+    png = (FIXTURES / "images" / "p_150x100.png").read_bytes()
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as tar:
+        for i in range(4):
+            for name, member in ((f"s{i}.png", png), (f"s{i}.cls", b"1")):
+                info = tarfile.TarInfo(name)
+                info.size = len(member)
+                tar.addfile(info, io.BytesIO(member))
+    whole = data.getvalue()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(whole[: len(whole) // 2])
+
+
+def test_the_librarys_warnings_reach_stderr(tmp_path, capfd):
+    cut_shard(tmp_path / "w" / "0.tar")
+    ctx = SessionContext()
+    datafusion_clip.register(ctx)
+    ctx.register_table("w", datafusion_clip.webdataset(str(tmp_path / "w"), skip_unreadable=True))
+    [row] = ctx.sql("SELECT count(*) AS n FROM w").to_pylist()
+    assert 0 < row["n"] < 4
+    err = capfd.readouterr().err
+    assert "datafusion_clip: warning: WEBDATASET: skipping the rest of shard" in err, err
+
+
+def test_rust_log_off_silences_the_warnings(tmp_path):
+    cut_shard(tmp_path / "w" / "0.tar")
+    script = (
+        "import sys, datafusion, datafusion_clip\n"
+        "ctx = datafusion.SessionContext()\n"
+        "datafusion_clip.register(ctx)\n"
+        "ctx.register_table('w', datafusion_clip.webdataset(sys.argv[1], skip_unreadable=True))\n"
+        "print(ctx.sql('SELECT count(*) AS n FROM w').to_pylist()[0]['n'])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "w")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "RUST_LOG": "off"},
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert 0 < int(out.stdout) < 4
+    assert "warning" not in out.stderr, out.stderr
 
 
 def test_functions_carry_their_sql_signatures():

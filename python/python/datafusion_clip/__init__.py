@@ -19,6 +19,10 @@ formats and the ``clip.*`` settings, installed in your own
 Results come back as datafusion-python's usual pyarrow / pandas; an
 embedding column is a ``FixedSizeList<float32>``, which
 :func:`embeddings_to_numpy` views as an ``(n, d)`` array without copying.
+
+The library's warnings (a file skipped with ``skip_unreadable``, an oversized
+image read as NULL) are written to stderr as ``datafusion_clip: warning: ...``;
+set ``RUST_LOG=off`` before the import to silence them.
 """
 
 from __future__ import annotations
