@@ -1025,3 +1025,25 @@ async fn a_symlink_loop_or_a_bad_name_fails_the_listing_or_is_skipped() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clauses_the_image_formats_have_no_use_for_are_refused_not_ignored() {
+    let ctx = context();
+    for format in ["IMAGEFOLDER", "WEBDATASET", "CIFAR"] {
+        for (clause, expected) in [
+            ("PARTITIONED BY (p)", "take no PARTITIONED BY (p)"),
+            ("WITH ORDER (path DESC)", "take no WITH ORDER"),
+        ] {
+            let sql = format!("CREATE EXTERNAL TABLE t STORED AS {format} {clause} LOCATION '/tmp'");
+            let err = query(&ctx, &sql).await.unwrap_err().to_string();
+            assert!(err.contains(&format!("{format} tables {expected}")), "{sql}: {err}");
+        }
+        let sql = format!("CREATE UNBOUNDED EXTERNAL TABLE t STORED AS {format} LOCATION '/tmp'");
+        let err = query(&ctx, &sql).await.unwrap_err().to_string();
+        assert!(err.contains("leave out UNBOUNDED"), "{sql}: {err}");
+    }
+    let sql = "CREATE EXTERNAL TABLE t (path VARCHAR, label VARCHAR, image BYTEA, PRIMARY KEY (path)) \
+               STORED AS IMAGEFOLDER LOCATION '/tmp'";
+    let err = query(&ctx, sql).await.unwrap_err().to_string();
+    assert!(err.contains("take no constraints"), "{err}");
+}

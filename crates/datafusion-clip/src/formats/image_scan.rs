@@ -390,6 +390,33 @@ pub fn one_location<'a>(format: &str, cmd: &'a CreateExternalTable, hint: &str) 
     }
 }
 
+/// Refuses the clauses of a `CREATE EXTERNAL TABLE ... STORED AS <format>`
+/// these formats have no use for, which DataFusion hands to every factory:
+/// ignored, a `WITH ORDER` or `PARTITIONED BY` the user wrote would be lost
+/// without a word.
+pub fn refuse_unused_clauses(format: &str, cmd: &CreateExternalTable) -> Result<()> {
+    if !cmd.table_partition_cols.is_empty() {
+        return plan_err!(
+            "{format} tables take no PARTITIONED BY ({}): their columns come from the format;              filter on them in the query instead",
+            cmd.table_partition_cols.join(", ")
+        );
+    }
+    if !cmd.order_exprs.is_empty() {
+        return plan_err!(
+            "{format} tables take no WITH ORDER: their rows come in no declared order; write              ORDER BY in the query instead"
+        );
+    }
+    if cmd.unbounded {
+        return plan_err!(
+            "{format} tables are bounded (their files are read once); leave out UNBOUNDED"
+        );
+    }
+    if !cmd.constraints.is_empty() || !cmd.column_defaults.is_empty() {
+        return plan_err!("{format} tables take no constraints or column defaults");
+    }
+    Ok(())
+}
+
 /// The `skip_unreadable` option of a `CREATE EXTERNAL TABLE ... STORED AS
 /// <format>`, the only option these formats take; `what_it_does` ends the
 /// message for an unknown option.

@@ -28,7 +28,7 @@ use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 
 use self::scan::{CifarExec, CifarFile, CifarScan};
-use super::image_scan::{one_location, projection_or_all, scan_batch_rows};
+use super::image_scan::{one_location, projection_or_all, refuse_unused_clauses, scan_batch_rows};
 use super::object_stores::{ensure_object_store, refuse_special_local_file};
 
 /// Which of the two datasets a table holds.
@@ -96,6 +96,7 @@ impl TableProviderFactory for CifarFactory {
         state: &dyn Session,
         cmd: &CreateExternalTable,
     ) -> Result<Arc<dyn TableProvider>> {
+        refuse_unused_clauses("CIFAR", cmd)?;
         let mut variant = None;
         for (key, value) in &cmd.options {
             match key.strip_prefix("format.").unwrap_or(key) {

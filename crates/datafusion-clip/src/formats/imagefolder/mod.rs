@@ -32,7 +32,9 @@ use futures::TryStreamExt;
 use crate::config::{ClipOptions, OnErrorSetting};
 
 use self::scan::{ImageFile, ImageFolderExec, ImageFolderScan};
-use super::image_scan::{one_location, projection_or_all, scan_batch_rows, skip_unreadable_option};
+use super::image_scan::{
+    one_location, projection_or_all, refuse_unused_clauses, scan_batch_rows, skip_unreadable_option,
+};
 use super::object_stores::ensure_object_store;
 
 /// The table's schema: `path`, `label`, `image`.
@@ -56,6 +58,7 @@ impl TableProviderFactory for ImageFolderFactory {
         state: &dyn Session,
         cmd: &CreateExternalTable,
     ) -> Result<Arc<dyn TableProvider>> {
+        refuse_unused_clauses("IMAGEFOLDER", cmd)?;
         let skip_unreadable = skip_unreadable_option(
             "IMAGEFOLDER",
             cmd,

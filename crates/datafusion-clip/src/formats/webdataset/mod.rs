@@ -38,7 +38,9 @@ use clip_model::image::IMAGE_EXTENSIONS;
 
 use self::scan::{Shard, WebDatasetExec, WebDatasetScan};
 use self::tar_stream::TarStream;
-use super::image_scan::{one_location, projection_or_all, scan_batch_rows, skip_unreadable_option};
+use super::image_scan::{
+    one_location, projection_or_all, refuse_unused_clauses, scan_batch_rows, skip_unreadable_option,
+};
 use crate::config::{ClipOptions, OnErrorSetting};
 
 use super::object_stores::{ensure_object_store, refuse_special_local_file, stored_path};
@@ -134,6 +136,7 @@ impl TableProviderFactory for WebDatasetFactory {
         state: &dyn Session,
         cmd: &CreateExternalTable,
     ) -> Result<Arc<dyn TableProvider>> {
+        refuse_unused_clauses("WEBDATASET", cmd)?;
         let skip_unreadable = skip_unreadable_option(
             "WEBDATASET",
             cmd,
