@@ -137,6 +137,17 @@ fn settings_work_from_the_command_line() {
 }
 
 #[test]
+fn a_suite_of_zero_images_is_refused_before_it_runs() {
+    let out = clip_sql(&["suite", "--limit", "0", "--out", "/no/such/results"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("'--limit <LIMIT>'"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn missing_sql_file_is_reported() {
     let out = clip_sql(&["-f", "/no/such/file.sql"]);
     assert!(!out.status.success());

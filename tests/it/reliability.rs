@@ -1034,9 +1034,13 @@ async fn clauses_the_image_formats_have_no_use_for_are_refused_not_ignored() {
             ("PARTITIONED BY (p)", "take no PARTITIONED BY (p)"),
             ("WITH ORDER (path DESC)", "take no WITH ORDER"),
         ] {
-            let sql = format!("CREATE EXTERNAL TABLE t STORED AS {format} {clause} LOCATION '/tmp'");
+            let sql =
+                format!("CREATE EXTERNAL TABLE t STORED AS {format} {clause} LOCATION '/tmp'");
             let err = query(&ctx, &sql).await.unwrap_err().to_string();
-            assert!(err.contains(&format!("{format} tables {expected}")), "{sql}: {err}");
+            assert!(
+                err.contains(&format!("{format} tables {expected}")),
+                "{sql}: {err}"
+            );
         }
         let sql = format!("CREATE UNBOUNDED EXTERNAL TABLE t STORED AS {format} LOCATION '/tmp'");
         let err = query(&ctx, &sql).await.unwrap_err().to_string();

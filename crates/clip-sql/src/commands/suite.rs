@@ -42,7 +42,7 @@ pub struct SuiteArgs {
     datasets: Option<Vec<String>>,
 
     /// At most this many images per model and dataset (a quick run).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     limit: Option<u64>,
 
     /// Where a dataset's shards are, e.g. --data food101=/mnt/food101/
