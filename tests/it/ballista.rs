@@ -167,6 +167,10 @@ async fn image_tables_settings_and_functions_reach_the_executors() {
     assert!(plan.contains("distributed_plan"), "{plan}");
     assert!(plan.contains("ImageFolderExec"), "{plan}");
     assert_eq!(query_text(&remote, &sql).await, expected);
+    // EXPLAIN ANALYZE runs the query on the cluster (cancelled when dropped,
+    // as a query is: tests/process_wide/cluster.rs) and shows its stages.
+    let analyzed = query_text(&remote, &format!("EXPLAIN ANALYZE {sql}")).await;
+    assert!(analyzed.contains("ImageFolderExec"), "{analyzed}");
 
     // A bad image is a NULL with its reason, by default...
     let sql = format!(
@@ -201,6 +205,17 @@ async fn image_tables_settings_and_functions_reach_the_executors() {
         "{err}"
     );
     assert!(err.contains("unnest(range(1, 51))"), "{err}");
+    let err = query(
+        &remote,
+        "EXPLAIN ANALYZE SELECT count(*) FROM generate_series(1, 3)",
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("Error during planning: table generate_series() cannot be sent"),
+        "{err}"
+    );
 
     // clip_models() is a table made on the client; it travels too.
     let models = query_text(&remote, "SELECT count(*) AS n FROM clip_models()").await;

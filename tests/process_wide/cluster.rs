@@ -85,8 +85,16 @@ async fn a_query_its_client_drops_is_cancelled_on_the_cluster() {
     let job = root.job_id().expect("the finished query has a job");
     assert!(wait_for_outcome(root.scheduler(), &job).await);
 
-    // Dropped while the executor embeds its images, its job is cancelled.
-    let plan = physical_plan_of(&ctx, &sql).await;
+    // Dropped while the executor embeds its images, its job is cancelled;
+    // an EXPLAIN ANALYZE of the query too (it runs the query as a job).
+    drop_mid_run_and_expect_cancelled(&ctx, &sql, &worker).await;
+    drop_mid_run_and_expect_cancelled(&ctx, &format!("EXPLAIN ANALYZE {sql}"), &worker).await;
+}
+
+/// Start `sql` on the cluster and drop its stream once the executor is at
+/// work: the job must end cancelled, before all of its 600 passes.
+async fn drop_mid_run_and_expect_cancelled(ctx: &SessionContext, sql: &str, worker: &ModelWorker) {
+    let plan = physical_plan_of(ctx, sql).await;
     let root = cluster_query(&plan);
     let start = worker.image_passes();
     let mut stream = plan.execute(0, ctx.task_ctx()).unwrap();
@@ -99,24 +107,27 @@ async fn a_query_its_client_drops_is_cancelled_on_the_cluster() {
         {
             break job;
         }
-        assert!(Instant::now() < deadline, "the job never got under way");
+        assert!(
+            Instant::now() < deadline,
+            "{sql}: the job never got under way"
+        );
         if let Poll::Ready(item) = futures::poll!(stream.next()) {
-            panic!("the query ended before it was dropped: {item:?}");
+            panic!("{sql}: the query ended before it was dropped: {item:?}");
         }
         tokio::task::yield_now().await;
     };
     drop(stream);
     assert!(
         !wait_for_outcome(root.scheduler(), &job).await,
-        "the dropped query's job ran to its end"
+        "{sql}: the dropped query's job ran to its end"
     );
     assert!(
         worker.image_passes() - start < 600,
-        "the job was cancelled only after all its passes"
+        "{sql}: the job was cancelled only after all its passes"
     );
     // The in-process executor is Ballista's pull-based one, which no cancel
-    // reaches: its task runs on to its end, which the tests after this one
-    // must not see as work of their own.
+    // reaches: its task runs on to its end, which the queries after this
+    // one must not see as work of their own.
     wait_until("the in-process executor's task has ended", || {
         worker.image_callers() == 0
     })

@@ -24,7 +24,7 @@ use datafusion::prelude::SessionContext;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 
 use super::cluster_session::{self, MAX_MESSAGE_BYTES};
-use super::job_cancel::{CancelJobOnDropExec, ClientQueryExec};
+use super::job_cancel::{CancelJobOnDropExec, submits_a_job};
 
 /// A context whose queries run on the scheduler at `url` (`df://host:port`,
 /// port 50050 when left out). `state` is the client's own (its settings,
@@ -167,10 +167,11 @@ impl QueryPlanner for ClientPlanner {
             .ballista
             .create_physical_plan(logical_plan, session)
             .await?;
-        // Only a query for the cluster: EXPLAIN ANALYZE's node reads its
-        // query node's job after the run, and a plan run in this process
+        // Only a query for the cluster (or an EXPLAIN ANALYZE of one,
+        // wrapped whole: its node reads the job of its own child, which
+        // must stay Ballista's); a plan run in this process
         // (information_schema) has no job.
-        if !(plan.as_ref() as &dyn Any).is::<ClientQueryExec>() {
+        if !submits_a_job(&plan) {
             return Ok(plan);
         }
         let codec = session.config().ballista_logical_extension_codec();

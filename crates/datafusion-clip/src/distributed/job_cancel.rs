@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use ballista_core::execution_plans::DistributedQueryExec;
+use ballista_core::execution_plans::{DistributedExplainAnalyzeExec, DistributedQueryExec};
 use ballista_core::serde::protobuf::CancelJobParams;
 use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -38,12 +38,22 @@ use crate::query_cancel::EndWatchedStream;
 
 /// The node Ballista's client planner makes for a query.
 pub(crate) type ClientQueryExec = DistributedQueryExec<LogicalPlanNode>;
+/// The node it makes for an `EXPLAIN ANALYZE`: runs its [`ClientQueryExec`]
+/// child to the end, then asks the scheduler for the job's metrics.
+pub(crate) type ClientExplainAnalyzeExec = DistributedExplainAnalyzeExec<LogicalPlanNode>;
 
-/// Runs a query on the cluster; dropping its stream before the end cancels
-/// the query's job on the scheduler.
+/// Whether `plan` is one of the nodes that send a job to the cluster.
+pub(crate) fn submits_a_job(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    let any = plan.as_ref() as &dyn Any;
+    any.is::<ClientQueryExec>() || any.is::<ClientExplainAnalyzeExec>()
+}
+
+/// Runs a query (or an `EXPLAIN ANALYZE` of one) on the cluster; dropping
+/// its stream before the end cancels the query's job on the scheduler.
 #[derive(Debug)]
 pub struct CancelJobOnDropExec {
-    /// Ballista's query node, which knows its job once submitted.
+    /// Ballista's query node, which knows its job once submitted, or its
+    /// `EXPLAIN ANALYZE` node above one.
     query: Arc<dyn ExecutionPlan>,
     scheduler: String,
 }
@@ -65,10 +75,14 @@ impl CancelJobOnDropExec {
 }
 
 fn job_of(query: &Arc<dyn ExecutionPlan>) -> Option<String> {
-    (query.as_ref() as &dyn Any)
-        .downcast_ref::<ClientQueryExec>()
-        .and_then(|query| query.job_id())
-        .map(|job| job.into_inner())
+    let any = query.as_ref() as &dyn Any;
+    if let Some(query) = any.downcast_ref::<ClientQueryExec>() {
+        return query.job_id().map(|job| job.into_inner());
+    }
+    if any.is::<ClientExplainAnalyzeExec>() {
+        return query.children().first().and_then(|child| job_of(child));
+    }
+    None
 }
 
 impl DisplayAs for CancelJobOnDropExec {
