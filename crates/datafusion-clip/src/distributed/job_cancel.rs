@@ -130,14 +130,24 @@ impl ExecutionPlan for CancelJobOnDropExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        if EXITING.load(Ordering::SeqCst) {
-            return exec_err!("not sent to the cluster: this process is cancelling its jobs");
-        }
-        let input = self.query.execute(partition, context)?;
+        // Entered before looking at EXITING, which cancel_running_jobs sets
+        // before it looks at RUNNING: each query is either refused here or
+        // seen (and cancelled) there, however the two interleave.
         let serial = register(RunningJob {
             query: Arc::clone(&self.query),
             scheduler: self.scheduler.clone(),
         });
+        if EXITING.load(Ordering::SeqCst) {
+            running().remove(&serial);
+            return exec_err!("not sent to the cluster: this process is cancelling its jobs");
+        }
+        let input = match self.query.execute(partition, context) {
+            Ok(input) => input,
+            Err(e) => {
+                running().remove(&serial);
+                return Err(e);
+            }
+        };
         Ok(Box::pin(EndWatchedStream::new(
             input,
             Box::new(move |finished| stream_dropped(serial, finished)),
@@ -218,12 +228,13 @@ static EXITING: AtomicBool = AtomicBool::new(false);
 
 /// Cancel the job of every query of this process whose stream is still
 /// open, for a process about to exit on Ctrl-C (which cannot wait for the
-/// streams to be dropped). Waits up to `wait_for_jobs` while no query is
-/// open (a statement may be about to submit one) or one is still being
-/// submitted (the scheduler has not named its job yet); after it, queries
-/// for a cluster fail instead of starting jobs.
+/// streams to be dropped). From its first step no query is sent to a
+/// cluster (each fails instead of starting a job), so a run moving on to
+/// its next query starts nothing; a query already sent whose job the
+/// scheduler has not named yet is waited for, up to `wait_for_jobs`.
 /// Returns the jobs cancelled, and a message for each that could not be.
 pub async fn cancel_running_jobs(wait_for_jobs: Duration) -> (Vec<String>, Vec<String>) {
+    EXITING.store(true, Ordering::SeqCst);
     let deadline = Instant::now() + wait_for_jobs;
     let (mut cancelled, mut failed) = (Vec::new(), Vec::new());
     let mut handled = BTreeSet::new();
@@ -232,13 +243,13 @@ pub async fn cancel_running_jobs(wait_for_jobs: Duration) -> (Vec<String>, Vec<S
             .iter()
             .map(|(serial, job)| (*serial, job.clone()))
             .collect();
-        let mut waiting = open.is_empty();
+        let mut unnamed = false;
         for (serial, job) in open {
             if handled.contains(&serial) {
                 continue;
             }
             let Some(job_id) = job_of(&job.query) else {
-                waiting = true;
+                unnamed = true;
                 continue;
             };
             handled.insert(serial);
@@ -247,12 +258,34 @@ pub async fn cancel_running_jobs(wait_for_jobs: Duration) -> (Vec<String>, Vec<S
                 Err(e) => failed.push(e),
             }
         }
-        if !waiting || Instant::now() >= deadline {
-            EXITING.store(true, Ordering::SeqCst);
+        if !unnamed || Instant::now() >= deadline {
             return (cancelled, failed);
         }
-        // Nothing tells when a query opens or Ballista names its job:
-        // look again shortly.
+        // Nothing tells when Ballista names a job: look again shortly.
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::datatypes::Schema;
+    use datafusion::physical_plan::empty::EmptyExec;
+    use datafusion::prelude::SessionContext;
+
+    // The only test of this binary that sets EXITING (it is never unset).
+    #[tokio::test]
+    async fn once_cancelling_began_no_query_is_sent_or_left_registered() {
+        let (cancelled, failed) = cancel_running_jobs(Duration::ZERO).await;
+        assert!(cancelled.is_empty() && failed.is_empty());
+        let query: Arc<dyn ExecutionPlan> = Arc::new(EmptyExec::new(Arc::new(Schema::empty())));
+        let exec = CancelJobOnDropExec::new(query, "http://127.0.0.1:1".to_string());
+        let err = exec
+            .execute(0, SessionContext::new().task_ctx())
+            .err()
+            .expect("a query after cancel_running_jobs is refused")
+            .to_string();
+        assert!(err.contains("this process is cancelling its jobs"), "{err}");
+        assert!(running().is_empty(), "a refused query stays registered");
     }
 }
