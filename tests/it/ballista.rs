@@ -196,26 +196,17 @@ async fn image_tables_settings_and_functions_reach_the_executors() {
     // A table function's table cannot travel (Ballista 55): planning says
     // which table and what to write instead, not an internal error at run
     // time.
-    let err = query(&remote, "SELECT count(*) FROM generate_series(1, 3)")
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.starts_with("Error during planning: table generate_series() cannot be sent"),
-        "{err}"
-    );
-    assert!(err.contains("unnest(range(1, 51))"), "{err}");
-    let err = query(
-        &remote,
+    for sql in [
+        "SELECT count(*) FROM generate_series(1, 3)",
         "EXPLAIN ANALYZE SELECT count(*) FROM generate_series(1, 3)",
-    )
-    .await
-    .unwrap_err()
-    .to_string();
-    assert!(
-        err.starts_with("Error during planning: table generate_series() cannot be sent"),
-        "{err}"
-    );
+    ] {
+        let err = query(&remote, sql).await.unwrap_err().to_string();
+        assert!(
+            err.starts_with("Error during planning: table generate_series() cannot be sent"),
+            "{sql}: {err}"
+        );
+        assert!(err.contains("unnest(range(1, 51))"), "{sql}: {err}");
+    }
 
     // clip_models() is a table made on the client; it travels too.
     let models = query_text(&remote, "SELECT count(*) AS n FROM clip_models()").await;
