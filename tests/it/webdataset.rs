@@ -304,7 +304,9 @@ async fn a_shard_cut_inside_a_member_keeps_the_samples_before_it() {
 }
 
 /// A plain HTTP server for files (GET and HEAD), as a stand-in for a
-/// dataset hub: `/wds/<name>` serves `files[name]`, anything else is 404.
+/// dataset hub: `/wds/<name>` serves `files[name]`, anything else is 404
+/// with an HTML page, as web servers answer; a listing (WebDAV's PROPFIND)
+/// is 405, as nginx answers it.
 fn serve_files(files: std::collections::HashMap<String, Vec<u8>>) -> String {
     use std::io::{BufRead, BufReader, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -325,9 +327,24 @@ fn serve_files(files: std::collections::HashMap<String, Vec<u8>>) -> String {
             let mut parts = request.split_whitespace();
             let method = parts.next().unwrap_or("");
             let path = parts.next().unwrap_or("");
-            let Some(body) = path.strip_prefix("/wds/").and_then(|n| files.get(n)) else {
+            let found = path.strip_prefix("/wds/").and_then(|n| files.get(n));
+            let Some(body) = found.filter(|_| method != "PROPFIND") else {
+                let status = if method == "PROPFIND" {
+                    "405 Not Allowed"
+                } else {
+                    "404 Not Found"
+                };
+                let page = format!(
+                    "<!DOCTYPE html>\n<html><head><title>{status}</title></head>\n\
+                     <body><h1>{status}</h1></body></html>\n"
+                );
                 let _ = stream.write_all(
-                    b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                    format!(
+                        "HTTP/1.1 {status}\r\ncontent-type: text/html\r\ncontent-length: {}\r\n\
+                         connection: close\r\n\r\n{page}",
+                        page.len()
+                    )
+                    .as_bytes(),
                 );
                 continue;
             };
@@ -347,7 +364,7 @@ fn serve_files(files: std::collections::HashMap<String, Vec<u8>>) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shards_over_http_by_count_file_or_brace_list_and_a_missing_shard_named() {
+async fn over_http_shards_by_count_file_or_brace_list_and_readable_errors() {
     let mut files = std::collections::HashMap::new();
     for s in 0..2 {
         let samples: Vec<Sample> = (0..4).map(|i| sample(s, i)).collect();
@@ -405,6 +422,35 @@ async fn shards_over_http_by_count_file_or_brace_list_and_a_missing_shard_named(
         .unwrap_err()
         .to_string();
     assert!(err.contains("test/2.tar"), "{err}");
+    // The server's HTML page is left out of the message, its status kept.
+    assert!(
+        err.contains("404 Not Found (the server's HTML error page left out)"),
+        "{err}"
+    );
+    assert!(!err.contains("<html>"), "{err}");
+    // An image folder over http(s) needs a listing most servers refuse:
+    // the error says so and what to do.
+    query(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE folder STORED AS IMAGEFOLDER LOCATION '{address}/wds/test/'"
+        ),
+    )
+    .await
+    .unwrap();
+    let err = query(&ctx, "SELECT count(*) FROM folder")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cannot list image folder"), "{err}");
+    assert!(
+        err.contains("405 Method Not Allowed (the server's HTML error page left out)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("WebDAV") && err.contains("WEBDATASET shards"),
+        "{err}"
+    );
     query(
         &ctx,
         &format!(

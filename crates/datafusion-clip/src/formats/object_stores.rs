@@ -29,6 +29,26 @@ pub fn stored_path(location: &str) -> Result<Path> {
     })
 }
 
+/// An object-store error as a line a person reads: the HTML error page an
+/// http(s) server sent, which the store quotes whole after the status
+/// line, is left out.
+pub fn store_error_text(error: &dyn std::fmt::Display) -> String {
+    let text = error.to_string();
+    // Lower-casing ASCII keeps every byte offset.
+    let lower = text.to_ascii_lowercase();
+    match ["<!doctype", "<html"]
+        .iter()
+        .filter_map(|tag| lower.find(tag))
+        .min()
+    {
+        Some(page) => format!(
+            "{} (the server's HTML error page left out)",
+            text[..page].trim_end().trim_end_matches(':')
+        ),
+        None => text,
+    }
+}
+
 /// Refuse a local location that is neither a regular file nor a directory
 /// (a FIFO, a socket, a device) before anything opens it: the local store
 /// opens a file even to read its size, and opening a FIFO waits for a

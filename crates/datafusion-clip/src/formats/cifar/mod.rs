@@ -29,7 +29,7 @@ use object_store::ObjectStoreExt;
 
 use self::scan::{CifarExec, CifarFile, CifarScan};
 use super::image_scan::{one_location, projection_or_all, refuse_unused_clauses, scan_batch_rows};
-use super::object_stores::{ensure_object_store, refuse_special_local_file};
+use super::object_stores::{ensure_object_store, refuse_special_local_file, store_error_text};
 
 /// Which of the two datasets a table holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -205,12 +205,20 @@ async fn list_batches(state: &dyn Session, root: &ListingTableUrl) -> Result<Vec
             .try_collect()
             .await
             .map_err(|e| {
-                DataFusionError::Execution(format!("cannot list {}: {e}", root.as_str()))
+                DataFusionError::Execution(format!(
+                    "cannot list {}: {}",
+                    root.as_str(),
+                    store_error_text(&e)
+                ))
             })?
     } else {
         // One file named as the location.
         vec![store.head(root.prefix()).await.map_err(|e| {
-            DataFusionError::Execution(format!("cannot read {}: {e}", root.as_str()))
+            DataFusionError::Execution(format!(
+                "cannot read {}: {}",
+                root.as_str(),
+                store_error_text(&e)
+            ))
         })?]
     };
     let mut files: Vec<BatchFile> = objects

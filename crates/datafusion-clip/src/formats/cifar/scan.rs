@@ -25,7 +25,7 @@ use super::{CIFAR100_COARSE_CLASSES, CifarVariant, cifar_schema};
 use crate::formats::image_scan::{
     ImageScanExec, PartitionScan, ScanSource, exact_rows, partition_group,
 };
-use crate::formats::object_stores::stored_path;
+use crate::formats::object_stores::{store_error_text, stored_path};
 
 /// One batch file of a CIFAR table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -212,10 +212,11 @@ impl BatchReader {
             .await
             .map_err(|e| {
                 DataFusionError::Execution(format!(
-                    "cannot read records {}..{} of {}: {e}",
+                    "cannot read records {}..{} of {}: {}",
                     range.first,
                     range.first + range.count,
-                    file.name
+                    file.name,
+                    store_error_text(&e)
                 ))
             })?;
         if bytes.len() != range.count * size {

@@ -35,7 +35,7 @@ use self::scan::{ImageFile, ImageFolderExec, ImageFolderScan};
 use super::image_scan::{
     one_location, projection_or_all, refuse_unused_clauses, scan_batch_rows, skip_unreadable_option,
 };
-use super::object_stores::ensure_object_store;
+use super::object_stores::{ensure_object_store, store_error_text};
 
 /// The table's schema: `path`, `label`, `image`.
 pub fn imagefolder_schema() -> SchemaRef {
@@ -180,8 +180,16 @@ impl ImageFolderTable {
                 .try_collect()
                 .await
                 .map_err(|e| {
+                    let hint = if matches!(url.scheme(), "http" | "https") {
+                        "; an http(s) server is listed through WebDAV, which few speak: put \
+                         the images in WEBDATASET shards (read without listing), or copy them \
+                         to a local disk or an object store"
+                    } else {
+                        ""
+                    };
                     DataFusionError::Execution(format!(
-                        "cannot list image folder {location_text}: {e}"
+                        "cannot list image folder {location_text}: {}{hint}",
+                        store_error_text(&e)
                     ))
                 })?
         };

@@ -23,7 +23,7 @@ use crate::formats::image_scan::{
     BATCH_IMAGE_BYTES, ImageScanExec, PartitionScan, ScanSource, chunks_by_rows_and_bytes,
     default_max_image_bytes, exact_rows, image_column, oversized_image, partition_group,
 };
-use crate::formats::object_stores::stored_path;
+use crate::formats::object_stores::{store_error_text, stored_path};
 
 /// Files fetched at once per partition: enough to hide object-store
 /// latency, few enough to keep memory to a handful of images.
@@ -232,14 +232,19 @@ async fn read_all(
                 }
                 Ok(bytes) => Ok(Some(bytes)),
                 Err(e) if reading.skip_unreadable => {
-                    log::warn!("IMAGEFOLDER: skipping unreadable file {}: {e}", file.path);
+                    log::warn!(
+                        "IMAGEFOLDER: skipping unreadable file {}: {}",
+                        file.path,
+                        store_error_text(&e)
+                    );
                     reading.unreadable.add(1);
                     Ok(None)
                 }
                 Err(e) => Err(DataFusionError::Execution(format!(
-                    "cannot read image file {}: {e} (OPTIONS ('skip_unreadable' 'true') on the \
+                    "cannot read image file {}: {} (OPTIONS ('skip_unreadable' 'true') on the \
                      table gives such files a NULL image instead)",
-                    file.path
+                    file.path,
+                    store_error_text(&e)
                 ))),
             }
         }

@@ -43,7 +43,9 @@ use super::image_scan::{
 };
 use crate::config::{ClipOptions, OnErrorSetting};
 
-use super::object_stores::{ensure_object_store, refuse_special_local_file, stored_path};
+use super::object_stores::{
+    ensure_object_store, refuse_special_local_file, store_error_text, stored_path,
+};
 /// Extensions read as text columns.
 const TEXT_EXTENSIONS: [&str; 3] = ["txt", "json", "text"];
 /// Samples of the first shard read to find the extra columns.
@@ -314,7 +316,9 @@ async fn find_shards(state: &dyn Session, location: &str) -> Result<(ObjectStore
             .list(Some(url.prefix()))
             .try_collect()
             .await
-            .map_err(|e| DataFusionError::Execution(format!("cannot list {item}: {e}")))?;
+            .map_err(|e| {
+                DataFusionError::Execution(format!("cannot list {item}: {}", store_error_text(&e)))
+            })?;
         let mut found: Vec<Shard> = listed
             .into_iter()
             .filter(|meta| meta.location.as_ref().ends_with(".tar"))
@@ -343,12 +347,16 @@ async fn shards_from_count_file(
     let count_path = stored_path(format!("{dir}/nshards.txt").trim_start_matches('/'))?;
     let text = match store.get(&count_path).await {
         Ok(result) => result.bytes().await.map_err(|e| {
-            DataFusionError::Execution(format!("cannot read {item}nshards.txt: {e}"))
+            DataFusionError::Execution(format!(
+                "cannot read {item}nshards.txt: {}",
+                store_error_text(&e)
+            ))
         })?,
         Err(e) => {
             return plan_err!(
-                "{item} cannot be listed over http(s) and has no readable nshards.txt ({e}); \
-                 name the shards instead, e.g. '{item}{{0..9}}.tar'"
+                "{item} cannot be listed over http(s) and has no readable nshards.txt ({}); \
+                 name the shards instead, e.g. '{item}{{0..9}}.tar'",
+                store_error_text(&e)
             );
         }
     };
@@ -416,8 +424,9 @@ async fn extra_extensions(
             Ok(()) => break,
             Err(reason) if skip_unreadable => {
                 log::warn!(
-                    "WEBDATASET: reading the columns, skipping the rest of shard {}: {reason}",
-                    shard.name
+                    "WEBDATASET: reading the columns, skipping the rest of shard {}: {}",
+                    shard.name,
+                    store_error_text(&reason)
                 );
                 if keys.len() > SAMPLES_FOR_SCHEMA {
                     break;
@@ -425,9 +434,10 @@ async fn extra_extensions(
             }
             Err(reason) => {
                 return exec_err!(
-                    "cannot read WebDataset shard {}: {reason} (OPTIONS ('skip_unreadable' \
+                    "cannot read WebDataset shard {}: {} (OPTIONS ('skip_unreadable' \
                      'true') on the table skips such shards and counts them)",
-                    shard.name
+                    shard.name,
+                    store_error_text(&reason)
                 );
             }
         }

@@ -32,7 +32,7 @@ use crate::formats::image_scan::{
     BATCH_IMAGE_BYTES, ImageScanExec, PartitionScan, ScanSource, binary_column,
     default_max_image_bytes, image_column, oversized_image, partition_group,
 };
-use crate::formats::object_stores::stored_path;
+use crate::formats::object_stores::{store_error_text, stored_path};
 use clip_model::image::IMAGE_EXTENSIONS;
 
 /// One tar shard of the table.
@@ -332,6 +332,7 @@ impl SampleReader {
     /// `skip_unreadable` a warning and a count.
     fn shard_failed(&mut self, index: usize, reason: &str) -> Result<()> {
         let name = &self.shards[index].name;
+        let reason = store_error_text(&reason);
         if self.skip_unreadable {
             log::warn!("WEBDATASET: skipping the rest of shard {name}: {reason}");
             self.unreadable.add(1);
