@@ -194,6 +194,8 @@ def test_settings_travel_and_bad_values_are_errors(folder):
         datafusion_clip.session_config(dtype="f64")
     with pytest.raises(TypeError, match="unknown clip setting"):
         datafusion_clip.register(ctx, batchsize=3)
+    with pytest.raises(TypeError, match="takes a datafusion.SessionContext, got SessionConfig"):
+        datafusion_clip.register(config)
     # The names come from the Rust settings, the same as SHOW ALL lists.
     assert {f"clip.{name}" for name in datafusion_clip.SETTINGS} == {
         name for name in shown if name.startswith("clip.")

@@ -139,6 +139,10 @@ def register(
     every CLIP call in the process: pass ``stop_on_interrupt=False`` in a
     service whose threads run queries for others.
     """
+    if not isinstance(ctx, datafusion.SessionContext):
+        raise TypeError(
+            f"register() takes a datafusion.SessionContext, got {type(ctx).__name__}"
+        )
     values = _settings(settings)
     if stop_on_interrupt:
         _stop_clip_work_on_interrupt()
