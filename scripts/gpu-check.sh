@@ -42,5 +42,5 @@ done
 echo "== fused kernels off (CLIP_CUDA_FUSED=0)" | tee "$out/unfused.log"
 mkdir -p "$out/unfused"
 CLIP_CUDA_FUSED=0 "$bin" bench --models ViT-B/32,RN50 --random-weights /tmp/clip-random-models \
-  --batch-sizes 1,256 --seconds 2 --output "$out/unfused" 2>&1 | tee -a "$out/unfused.log" || status=1
+  --batch-sizes 1,256 --seconds 2 --output "$out/unfused" --overwrite 2>&1 | tee -a "$out/unfused.log" || status=1
 exit $status

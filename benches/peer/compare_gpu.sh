@@ -30,7 +30,7 @@ export LD_LIBRARY_PATH=/usr/local/cuda/lib64:/usr/local/nvidia/lib64${LD_LIBRARY
 status=0
 "$bin" bench --models "$models" --random-weights /tmp/clip-random-models \
   --images "$images" --end-to-end-model ViT-B/32 --seconds "$seconds" \
-  --batch-sizes "$batch_sizes" --output "$out" 2>&1 \
+  --batch-sizes "$batch_sizes" --output "$out" --overwrite 2>&1 \
   | tee "$out/ours.log" || status=1
 python3 benches/peer/clip_gpu_peer.py --models "$models" --images "$images" --seconds "$seconds" \
   --batch-sizes "$batch_sizes" --out "$out" 2>&1 | tee "$out/peer.log" || status=1

@@ -207,6 +207,50 @@ fn bench_writes_the_efficiency_table_and_the_end_to_end_split() {
     // The model ran 3 rows, in at least one pass.
     assert!(values[8].parse::<u64>().unwrap() >= 1);
     assert_eq!(values[9], "3");
+
+    // A second run into the same folder stops before measuring, the first
+    // run's figures untouched; --overwrite replaces them.
+    let again = |extra: &[&str]| {
+        let mut args = vec![
+            "bench",
+            "--models",
+            &model,
+            "--batch-sizes",
+            "1",
+            "--text-batch",
+            "4",
+            "--seconds",
+            "0.05",
+            "--output",
+            out_dir.path().to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        clip_sql(&args)
+    };
+    let refused = again(&[]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("efficiency.csv is there from an earlier run; pass --overwrite"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(
+        !stderr(&refused).contains("measuring"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(
+        std::fs::read_to_string(out_dir.path().join("efficiency.csv")).unwrap(),
+        table
+    );
+    let replaced = again(&["--overwrite"]);
+    assert!(replaced.status.success(), "{}", stderr(&replaced));
+    let table = std::fs::read_to_string(out_dir.path().join("efficiency.csv")).unwrap();
+    assert_eq!(table.lines().count(), 2, "one batch size now: {table}");
+    assert!(
+        !out_dir.path().join("end_to_end.csv").exists(),
+        "the earlier run's end-to-end figures left beside the new table"
+    );
 }
 
 #[test]

@@ -61,6 +61,11 @@ pub struct BenchArgs {
     #[arg(long, value_name = "DIR")]
     output: Option<PathBuf>,
 
+    /// Replace the efficiency.csv and end_to_end.csv an earlier run left
+    /// in --output (without it, such files stop the run before it measures).
+    #[arg(long)]
+    overwrite: bool,
+
     /// A setting for the end-to-end session, e.g. --set clip.batch_size=256
     /// (repeatable; clip.device and clip.dtype follow --device and --dtype).
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_pair)]
@@ -98,6 +103,24 @@ pub async fn run_bench(
         return Err(config_error("--batch-sizes must be positive"));
     }
     if let Some(dir) = &args.output {
+        // Refused before measuring: an earlier run's figures (a GPU's,
+        // perhaps, on a machine lent for an hour) are not lost to a rerun.
+        for earlier in ["efficiency.csv", "end_to_end.csv"].map(|f| dir.join(f)) {
+            if !earlier.exists() {
+                continue;
+            }
+            if !args.overwrite {
+                return Err(config_error(format!(
+                    "{} is there from an earlier run; pass --overwrite to replace it, or \
+                     another --output",
+                    earlier.display()
+                )));
+            }
+            // Both go: a run without --images must not leave the earlier
+            // run's end-to-end figures beside its own table.
+            std::fs::remove_file(&earlier)
+                .map_err(|e| config_error(format!("cannot replace {}: {e}", earlier.display())))?;
+        }
         std::fs::create_dir_all(dir)
             .map_err(|e| config_error(format!("cannot create {}: {e}", dir.display())))?;
     }
