@@ -384,37 +384,61 @@ fn ctrl_c_in_a_cluster_run_cancels_its_job_and_exits() {
         Command::new(env!("CARGO_BIN_EXE_clip-sql"))
             .current_dir(crate::common::repo())
             .args(["--ballista", "standalone", "-q", "--format", "csv"])
-            .args(["-c", "SET clip.batch_size = 1", "-c", &create])
-            .args(["-c", "SELECT 'ready' AS state", "-c", &long])
+            .args(["-c", "SET clip.batch_size = 1", "-c", &create, "-c", &long])
             .env("HF_HUB_OFFLINE", "1")
+            // Ballista's client says when the scheduler runs its job.
+            .env(
+                "RUST_LOG",
+                "warn,ballista_core::execution_plans::distributed_query=info",
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
     );
-    let mut stdout = BufReader::new(client.0.stdout.take().unwrap()).lines();
-    assert!(
-        stdout.any(|line| line.is_ok_and(|line| line == "ready")),
-        "the run ended before the long statement"
-    );
+    let stdout = BufReader::new(client.0.stdout.take().unwrap()).lines();
+    let (lines, stderr_lines) = std::sync::mpsc::channel();
+    let stderr_reader = BufReader::new(client.0.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stderr_reader.lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Ctrl-C once the long statement's job runs on the cluster.
+    let mut stderr = String::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let job = loop {
+        let line = stderr_lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("no job ran within a minute: {stderr}"));
+        stderr.push_str(&line);
+        stderr.push('\n');
+        if let Some(job) = line
+            .strip_prefix("info: Job ")
+            .and_then(|rest| rest.strip_suffix(" is running..."))
+        {
+            break job.to_string();
+        }
+    };
     let sent = Command::new("kill")
         .args(["-INT", &client.0.id().to_string()])
         .status()
         .unwrap();
     assert!(sent.success());
-    let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         if let Some(status) = client.0.try_wait().unwrap() {
             break status;
         }
         assert!(
-            Instant::now() < deadline,
+            Instant::now() < deadline + Duration::from_secs(60),
             "no exit within a minute of Ctrl-C"
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut client.0.stderr.take().unwrap(), &mut stderr).unwrap();
+    // The reader thread ends with the process's stderr.
+    stderr.extend(stderr_lines.iter().map(|line| line + "\n"));
     assert_eq!(
         status.code(),
         Some(130),
@@ -425,7 +449,7 @@ fn ctrl_c_in_a_cluster_run_cancels_its_job_and_exits() {
         stderr.contains("Interrupted: cancelling this run's jobs on the cluster"),
         "{stderr}"
     );
-    assert!(stderr.contains("cancelled job "), "{stderr}");
+    assert!(stderr.contains(&format!("cancelled job {job}")), "{stderr}");
     let rest: Vec<String> = stdout.map_while(Result::ok).collect();
     assert!(!rest.iter().any(|line| line == "20000"), "{rest:?}");
 }
