@@ -628,3 +628,92 @@ async fn a_shard_far_larger_than_a_batch_is_streamed_not_read_whole() {
     assert_eq!(rows, 48);
     assert!(pulled.load(std::sync::atomic::Ordering::SeqCst) >= shard_size - 1024);
 }
+
+/// Samples are formed as webdataset 1.0.2 forms them (and so as
+/// CLIP_benchmark reads a shard): hidden files (the `._x.jpg` macOS's tar
+/// adds) and `__metadata__` are no samples; of several image members the
+/// image is CLIP_benchmark's choice (webp, png, jpg, jpeg: the first
+/// present), not the first in the shard; a second member of one extension
+/// in a sample is an error, as webdataset raises one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn samples_are_formed_as_webdataset_forms_them() {
+    use datafusion::arrow::array::AsArray;
+
+    let png = png_bytes(40, 30, 1);
+    let shard = webdataset_shard(&[
+        (String::new(), vec![("_s0000.jpg", b"AppleDouble".to_vec())]),
+        (
+            "s0000".to_string(),
+            vec![
+                ("jpg", jpeg_bytes(50, 20, 2)),
+                ("png", png.clone()),
+                ("cls", b"3".to_vec()),
+            ],
+        ),
+        ("__meta__/info".to_string(), vec![("json", b"{}".to_vec())]),
+        (
+            "s0001".to_string(),
+            vec![("cls", b"4".to_vec()), ("jpeg", jpeg_bytes(30, 30, 3))],
+        ),
+        (String::new(), vec![("DS_Store", b"junk".to_vec())]),
+    ]);
+    let duplicate = webdataset_shard(&[(
+        "s0".to_string(),
+        vec![
+            ("png", png.clone()),
+            ("cls", b"1".to_vec()),
+            ("png", png.clone()),
+        ],
+    )]);
+    let dir = folder(&[("odd/0.tar", shard), ("dup/0.tar", duplicate)]);
+    let ctx = context();
+    let root = dir.path().display();
+    create_shards_table(&ctx, "odd", &format!("{root}/odd/"), false)
+        .await
+        .unwrap();
+    let columns = query_text(&ctx, "SELECT * FROM odd LIMIT 0").await;
+    assert!(
+        !columns.contains("ds_store") && !columns.contains("json"),
+        "{columns}"
+    );
+    let batches = query(&ctx, "SELECT key, label, image FROM odd ORDER BY key")
+        .await
+        .unwrap();
+    let batch = datafusion::arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+    let keys: Vec<&str> = batch
+        .column(0)
+        .as_string::<i32>()
+        .iter()
+        .flatten()
+        .collect();
+    assert_eq!(keys, ["s0000", "s0001"]);
+    let labels: Vec<i32> = batch
+        .column(1)
+        .as_primitive::<datafusion::arrow::datatypes::Int32Type>()
+        .iter()
+        .flatten()
+        .collect();
+    assert_eq!(labels, [3, 4]);
+    assert_eq!(
+        batch.column(2).as_binary::<i32>().value(0),
+        png.as_slice(),
+        "the png member, preferred to the jpg before it"
+    );
+
+    create_shards_table(&ctx, "dup", &format!("{root}/dup/"), false)
+        .await
+        .unwrap();
+    let err = query(&ctx, "SELECT count(*) FROM dup")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("sample 's0' has a second '.png' member (s0.png)"),
+        "{err}"
+    );
+    create_shards_table(&ctx, "dup_skipped", &format!("{root}/dup/"), true)
+        .await
+        .unwrap();
+    let got = rows(&ctx, "SELECT count(*) FROM dup_skipped").await;
+    assert_eq!(got[0], ["0"]);
+}

@@ -51,12 +51,43 @@ const TEXT_EXTENSIONS: [&str; 3] = ["txt", "json", "text"];
 /// Samples of the first shard read to find the extra columns.
 const SAMPLES_FOR_SCHEMA: usize = 32;
 
-/// Split a member path into (sample key, extension): the extension is
-/// everything after the first dot of the file name, lower-cased.
+/// Split a member path into (sample key, extension) as webdataset does:
+/// the extension is everything after the first dot of the file name,
+/// lower-cased. `None` for a member of no sample, which webdataset skips
+/// too: a name without an extension, a hidden file (`.DS_Store`, the `._x.jpg`
+/// macOS's tar adds: no key before the dot) or webdataset's `__name__`
+/// metadata.
 pub fn split_member_name(name: &str) -> Option<(&str, String)> {
+    if is_webdataset_metadata(name) {
+        return None;
+    }
     let file_start = name.rfind('/').map_or(0, |i| i + 1);
     let dot = name[file_start..].find('.')? + file_start;
+    if dot == file_start {
+        return None;
+    }
     Some((&name[..dot], name[dot + 1..].to_ascii_lowercase()))
+}
+
+/// webdataset's metadata members: a top-level `__name__`, or anything
+/// under a `__name__/` folder.
+fn is_webdataset_metadata(name: &str) -> bool {
+    let first = name.split('/').next().unwrap_or_default();
+    let metadata_folder_or_file =
+        first.len() >= 4 && first.starts_with("__") && first.ends_with("__");
+    let top_level = !name.contains('/') && name.starts_with("__") && name.ends_with("__");
+    metadata_folder_or_file || top_level
+}
+
+/// The image extensions in the order a sample's image is chosen when it has
+/// several image members: CLIP_benchmark's (`webp`, `png`, `jpg`, `jpeg`,
+/// the first present), then the others this crate decodes.
+pub const IMAGE_PREFERENCE: [&str; 8] = ["webp", "png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff"];
+
+/// Where an image extension stands in [`IMAGE_PREFERENCE`]; `None` for
+/// other extensions.
+pub fn image_rank(ext: &str) -> Option<usize> {
+    IMAGE_PREFERENCE.iter().position(|known| *known == ext)
 }
 
 /// The column an extension becomes, if not `key`/`label`/`image`.
@@ -561,5 +592,29 @@ mod tests {
         assert_eq!(split_member_name("s1.JPG"), Some(("s1", "jpg".to_string())));
         assert_eq!(split_member_name("noext"), None);
         assert_eq!(extra_column_name("seg.png"), "seg_png");
+        // What webdataset skips: hidden files and its metadata.
+        for skipped in [
+            ".DS_Store",
+            "._s0001.jpg",
+            "train/.hidden.png",
+            "__index__",
+            "__meta__/s0001.json",
+            "___",
+        ] {
+            assert_eq!(split_member_name(skipped), None, "{skipped}");
+        }
+        assert_eq!(
+            split_member_name("__x/s1.jpg"),
+            Some(("__x/s1", "jpg".to_string()))
+        );
+    }
+
+    #[test]
+    fn every_image_extension_has_a_preference() {
+        let mut preferred = IMAGE_PREFERENCE.to_vec();
+        let mut decoded = IMAGE_EXTENSIONS.to_vec();
+        preferred.sort();
+        decoded.sort();
+        assert_eq!(preferred, decoded);
     }
 }

@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 
 use super::tar_stream::{TarError, TarStream};
 use super::{
-    CAPTIONS_COLUMN, extra_column_name, is_fixed_extension, split_lines, split_member_name,
-    webdataset_schema,
+    CAPTIONS_COLUMN, extra_column_name, image_rank, is_fixed_extension, split_lines,
+    split_member_name, webdataset_schema,
 };
 use crate::config::DEFAULT_MAX_IMAGE_BYTES;
 use crate::formats::image_scan::{
@@ -160,9 +160,13 @@ struct Sample {
     key: String,
     label: Option<i32>,
     image: Option<Bytes>,
-    /// Its first image member was too large to read: the image is NULL,
-    /// not a later image member.
-    image_skipped: bool,
+    /// The [`image_rank`] of the member `image` holds, or of a preferred
+    /// one too large to read (then the image is NULL, not a less preferred
+    /// member).
+    image_rank: Option<usize>,
+    /// The extensions of its members so far: webdataset refuses a sample
+    /// with two members of one extension.
+    extensions: BTreeSet<String>,
     extras: BTreeMap<String, Bytes>,
 }
 
@@ -258,10 +262,26 @@ impl SampleReader {
                         Some(p) if p.key != key => self.pending.take(),
                         _ => None,
                     };
+                    if let Some(sample) = &self.pending
+                        && sample.extensions.contains(&ext)
+                    {
+                        let reason = format!(
+                            "sample '{key}' has a second '.{ext}' member ({}), which webdataset \
+                             refuses too",
+                            member.name
+                        );
+                        // The shard is malformed from here: its rest and
+                        // the sample are dropped, as for a broken shard.
+                        self.current = None;
+                        self.pending = None;
+                        self.shard_failed(index, &reason)?;
+                        continue;
+                    }
                     let sample = self.pending.get_or_insert_with(|| Sample {
                         key: key.to_string(),
                         ..Sample::default()
                     });
+                    sample.extensions.insert(ext.clone());
                     let shard = &self.shards[index].name;
                     match member.skipped_size {
                         Some(size) if wanted => {
@@ -273,8 +293,11 @@ impl SampleReader {
                                 self.oversized_is_error,
                                 &self.oversized,
                             )?;
-                            if IMAGE_EXTENSIONS.contains(&ext.as_str()) {
-                                sample.image_skipped = true;
+                            if let Some(rank) = image_rank(&ext)
+                                && sample.image_rank.is_none_or(|chosen| rank < chosen)
+                            {
+                                sample.image = None;
+                                sample.image_rank = Some(rank);
                             }
                         }
                         None if wanted => add_member(sample, &ext, member.data, shard)?,
@@ -420,10 +443,11 @@ fn add_member(sample: &mut Sample, ext: &str, data: Bytes, shard: &str) -> Resul
             ))
         })?;
         sample.label = Some(label);
-    } else if IMAGE_EXTENSIONS.contains(&ext) {
-        // The first image member is the image; later ones are ignored.
-        if sample.image.is_none() && !sample.image_skipped {
+    } else if let Some(rank) = image_rank(ext) {
+        // Of several image members, the one CLIP_benchmark would take.
+        if sample.image_rank.is_none_or(|chosen| rank < chosen) {
             sample.image = Some(data);
+            sample.image_rank = Some(rank);
         }
     } else if !is_fixed_extension(ext) {
         sample.extras.insert(ext.to_string(), data);
