@@ -237,6 +237,7 @@ pub enum ComputeError {
 
 impl From<candle_core::Error> for ComputeError {
     fn from(e: candle_core::Error) -> Self {
+        let e = without_backtrace(e);
         if is_device_out_of_memory(&e) {
             ComputeError::OutOfMemory(e)
         } else {
@@ -248,6 +249,25 @@ impl From<candle_core::Error> for ComputeError {
 impl ComputeError {
     pub fn is_out_of_memory(&self) -> bool {
         matches!(self, ComputeError::OutOfMemory(_))
+    }
+}
+
+/// `e` without the backtrace candle attaches when `RUST_BACKTRACE` is set,
+/// which its message then ends with: shown as a query's error, a hundred
+/// lines of candle's own frames buried what went wrong.
+pub fn without_backtrace(e: candle_core::Error) -> candle_core::Error {
+    use candle_core::Error;
+    match e {
+        Error::WithBacktrace { inner, .. } => without_backtrace(*inner),
+        Error::Context { inner, context } => Error::Context {
+            inner: Box::new(without_backtrace(*inner)),
+            context,
+        },
+        Error::WithPath { inner, path } => Error::WithPath {
+            inner: Box::new(without_backtrace(*inner)),
+            path,
+        },
+        other => other,
     }
 }
 
@@ -284,6 +304,21 @@ fn cuda_out_of_memory(e: &(dyn std::error::Error + 'static)) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_backtrace_is_left_out_of_the_message_at_any_depth() {
+        use candle_core::Error;
+        let traced = Error::WithBacktrace {
+            inner: Box::new(Error::Msg("shape mismatch".into())),
+            backtrace: Box::new(std::backtrace::Backtrace::force_capture()),
+        };
+        let wrapped = traced.with_path("/m/model.safetensors").context("fc1");
+        assert!(wrapped.to_string().lines().count() > 3, "{wrapped}");
+        let plain = Error::Msg("shape mismatch".into())
+            .with_path("/m/model.safetensors")
+            .context("fc1");
+        assert_eq!(without_backtrace(wrapped).to_string(), plain.to_string());
+    }
 
     #[test]
     fn only_device_allocation_failures_count_as_out_of_memory() {

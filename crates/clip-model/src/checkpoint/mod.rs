@@ -31,7 +31,7 @@ pub use random::write_random_model;
 
 use crate::clip::ClipModel;
 use crate::config::ClipConfig;
-use crate::error::ModelError;
+use crate::error::{ModelError, without_backtrace};
 use layout::{choose_file_set, expected_files};
 
 /// The files of a model on local disk.
@@ -93,7 +93,7 @@ pub fn load_model(
     let path = &files.weights;
     let unreadable = |source| ModelError::UnreadableWeights {
         path: path.clone(),
-        source: Box::new(source),
+        source: Box::new(without_backtrace(source)),
     };
     let refuse_extra_layers =
         |names: &mut dyn Iterator<Item = &str>| match extra_layers(names, &config) {
@@ -137,7 +137,7 @@ pub fn load_model(
     ClipModel::new(vb, &config).map_err(|source| ModelError::WeightsDoNotMatch {
         path: path.clone(),
         config_file: files.set.config,
-        source: Box::new(source),
+        source: Box::new(without_backtrace(source)),
     })
 }
 
@@ -260,7 +260,7 @@ fn starts_with_zip_header(path: &Path) -> std::io::Result<bool> {
 fn read_tensors(path: &Path, format: WeightsFormat) -> Result<HashMap<String, Tensor>, ModelError> {
     let fail = |source| ModelError::UnreadableWeights {
         path: path.to_path_buf(),
-        source: Box::new(source),
+        source: Box::new(without_backtrace(source)),
     };
     match format {
         WeightsFormat::Safetensors => {

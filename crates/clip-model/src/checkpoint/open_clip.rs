@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::{Activation, ClipConfig, ResNetConfig, TextConfig, VisionConfig};
-use crate::error::{CheckpointError, ConfigError};
+use crate::error::{CheckpointError, ConfigError, without_backtrace};
 use crate::image::{CLIP_MEAN, CLIP_STD};
 
 /// `open_clip_config.json` as the hub repositories hold it.
@@ -407,7 +407,7 @@ pub fn to_hugging_face_names(
                 .and_then(|t| t.contiguous())
                 .map_err(|source| CheckpointError::Tensor {
                     context: from.to_string(),
-                    source: Box::new(source),
+                    source: Box::new(without_backtrace(source)),
                 })?
         } else {
             t
@@ -556,7 +556,7 @@ fn rename_block(
         let tensor = format!("{src}.attn.in_proj_{p}");
         let rows = packed.dim(0).map_err(|source| CheckpointError::Tensor {
             context: tensor.clone(),
-            source: Box::new(source),
+            source: Box::new(without_backtrace(source)),
         })?;
         if rows % 3 != 0 {
             return Err(CheckpointError::PackedProjection { tensor, rows });
@@ -568,7 +568,7 @@ fn rename_block(
                 .and_then(|t| t.contiguous())
                 .map_err(|source| CheckpointError::Tensor {
                     context: format!("{src}.attn.in_proj_{p}"),
-                    source: Box::new(source),
+                    source: Box::new(without_backtrace(source)),
                 })?;
             out.insert(format!("{dst}.self_attn.{name}.{p}"), part);
         }

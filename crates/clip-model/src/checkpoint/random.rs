@@ -12,13 +12,13 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 
 use crate::config::{ClipConfig, ResNetConfig};
-use crate::error::ModelError;
+use crate::error::{ModelError, without_backtrace};
 
 /// A candle failure while building tensor `name`.
 fn tensor_error(name: &str) -> impl FnOnce(candle_core::Error) -> ModelError + '_ {
     move |source| ModelError::Tensor {
         context: format!("cannot build random tensor {name}"),
-        source: Box::new(source),
+        source: Box::new(without_backtrace(source)),
     }
 }
 
@@ -94,7 +94,7 @@ impl Writer {
         candle_core::safetensors::save(&self.tensors, &weights).map_err(|source| {
             ModelError::Tensor {
                 context: format!("cannot write {}", weights.display()),
-                source: Box::new(source),
+                source: Box::new(without_backtrace(source)),
             }
         })?;
         let config_path = dir.join(config_file);

@@ -24,7 +24,13 @@ pub enum RankingError {
     RaggedCandidates { first: usize, other: usize },
 
     #[error("scoring failed: {0}")]
-    Compute(#[from] candle_core::Error),
+    Compute(#[source] candle_core::Error),
+}
+
+impl From<candle_core::Error> for RankingError {
+    fn from(e: candle_core::Error) -> Self {
+        RankingError::Compute(clip_model::error::without_backtrace(e))
+    }
 }
 
 /// The candidates, held once for many queries: NULL candidates are left
