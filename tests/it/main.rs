@@ -24,6 +24,7 @@ mod hub_download;
 mod imagefolder;
 mod model_reference;
 mod query_cancel;
+mod readme_sql;
 mod reliability;
 mod report_page;
 mod resnet_models;
