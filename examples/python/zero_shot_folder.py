@@ -4,11 +4,14 @@ datafusion-python: the folder names are the labels.
     pip install ./python                      # once, from the repository root
     python examples/python/zero_shot_folder.py <folder> [model]
 
-With no network, use a random-weight model (accuracy near chance, but the
-whole path runs):
+With no network, use a random-weight model and a folder of the test images
+(accuracy near chance, but the whole path runs):
 
     cargo run --release --example make_random_model -- /tmp/tiny-clip tiny
-    python examples/python/zero_shot_folder.py tests/fixtures/images /tmp/tiny-clip
+    mkdir -p /tmp/pets/cat /tmp/pets/dog
+    cp tests/fixtures/images/rgb_2*.png /tmp/pets/cat/
+    cp tests/fixtures/images/rgb_3*.png /tmp/pets/dog/
+    python examples/python/zero_shot_folder.py /tmp/pets /tmp/tiny-clip
 """
 
 import sys

@@ -325,6 +325,21 @@ def test_rust_log_off_silences_the_warnings(tmp_path):
     assert "warning" not in out.stderr, out.stderr
 
 
+def test_the_example_script_prints_accuracy_per_label(folder):
+    script = REPO / "examples" / "python" / "zero_shot_folder.py"
+    out = subprocess.run(
+        [sys.executable, str(script), str(folder), MODEL],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    rows = [line for line in out.stdout.splitlines() if line.startswith("|")]
+    for label in ("bird", "cat", "dog"):
+        assert any(f"| {label} " in row for row in rows), out.stdout
+
+
 def test_functions_carry_their_sql_signatures():
     functions = datafusion_clip.functions()
     assert set(functions) == {
