@@ -1031,8 +1031,16 @@ async fn clauses_the_image_formats_have_no_use_for_are_refused_not_ignored() {
     let ctx = context();
     for format in ["IMAGEFOLDER", "WEBDATASET", "CIFAR"] {
         for (clause, expected) in [
-            ("PARTITIONED BY (p)", "take no PARTITIONED BY (p)"),
-            ("WITH ORDER (path DESC)", "take no WITH ORDER"),
+            (
+                "PARTITIONED BY (p)",
+                "take no PARTITIONED BY (p): their columns come from the format; filter on \
+                 them in the query instead",
+            ),
+            (
+                "WITH ORDER (path DESC)",
+                "take no WITH ORDER: their rows come in no declared order; write ORDER BY in \
+                 the query instead",
+            ),
         ] {
             let sql =
                 format!("CREATE EXTERNAL TABLE t STORED AS {format} {clause} LOCATION '/tmp'");

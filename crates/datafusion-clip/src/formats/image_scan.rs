@@ -397,13 +397,15 @@ pub fn one_location<'a>(format: &str, cmd: &'a CreateExternalTable, hint: &str) 
 pub fn refuse_unused_clauses(format: &str, cmd: &CreateExternalTable) -> Result<()> {
     if !cmd.table_partition_cols.is_empty() {
         return plan_err!(
-            "{format} tables take no PARTITIONED BY ({}): their columns come from the format;              filter on them in the query instead",
+            "{format} tables take no PARTITIONED BY ({}): their columns come from the format; \
+             filter on them in the query instead",
             cmd.table_partition_cols.join(", ")
         );
     }
     if !cmd.order_exprs.is_empty() {
         return plan_err!(
-            "{format} tables take no WITH ORDER: their rows come in no declared order; write              ORDER BY in the query instead"
+            "{format} tables take no WITH ORDER: their rows come in no declared order; write \
+             ORDER BY in the query instead"
         );
     }
     if cmd.unbounded {
