@@ -653,3 +653,76 @@ fn a_failed_run_is_reported_and_never_replaced_by_an_earlier_result() {
         "{runs}"
     );
 }
+
+/// `--resume` keeps a run only when this suite would make it the same way:
+/// a quick look with `--limit` then the whole suite with `--resume` is
+/// refused before anything runs, naming the run and the setting.
+#[test]
+fn resuming_keeps_only_runs_made_as_this_suite_would_make_them() {
+    let work = tempfile::tempdir().unwrap();
+    let shards = work.path().join("cifar10");
+    standin_shards(&shards, class_count("cifar10"));
+    let out = work.path().join("results");
+    let data = [format!("cifar10={}/", shards.display())];
+    let models = format!("small={}", tiny_model());
+    let stderr = |run: &std::process::Output| String::from_utf8_lossy(&run.stderr).into_owned();
+    let quick = run_suite(
+        &out,
+        &models,
+        "cifar10",
+        &data,
+        &["--limit", "3", "--ensemble", "small=1"],
+    );
+    assert!(quick.status.success(), "{}", stderr(&quick));
+    let record = std::fs::read_to_string(out.join("runs/cifar10__small.json")).unwrap();
+    assert!(record.contains("3 images per run"), "{record}");
+
+    let whole = run_suite(
+        &out,
+        &models,
+        "cifar10",
+        &data,
+        &["--resume", "--ensemble", "small=1"],
+    );
+    assert!(!whole.status.success());
+    assert!(
+        stderr(&whole).contains("--resume would keep cifar10 × small from")
+            && stderr(&whole).contains(
+                "made with limit = 3 images per run, but this suite asks for limit = none (every \
+             test image)"
+            ),
+        "{}",
+        stderr(&whole)
+    );
+    assert!(
+        !stderr(&whole).contains("[1/1]"),
+        "it ran: {}",
+        stderr(&whole)
+    );
+    let elsewhere = run_suite(
+        &out,
+        &format!("small={}", work.path().join("other").display()),
+        "cifar10",
+        &data,
+        &["--resume", "--limit", "3", "--ensemble", "small=1"],
+    );
+    assert!(
+        stderr(&elsewhere).contains("made with model = "),
+        "{}",
+        stderr(&elsewhere)
+    );
+
+    let same = run_suite(
+        &out,
+        &models,
+        "cifar10",
+        &data,
+        &["--resume", "--limit", "3", "--ensemble", "small=1"],
+    );
+    assert!(same.status.success(), "{}", stderr(&same));
+    assert!(
+        stderr(&same).contains("kept from before"),
+        "{}",
+        stderr(&same)
+    );
+}

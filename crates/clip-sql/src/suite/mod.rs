@@ -22,6 +22,7 @@
 //! anything runs.
 
 pub mod catalogue;
+pub mod run_conditions;
 pub mod sql_script;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -45,6 +46,7 @@ use crate::file_name::file_name_part;
 use crate::report::{ReportInputs, build_report};
 use crate::sql_params;
 use catalogue::Dataset;
+use run_conditions::{RUNS_FOLDER, first_difference, read_record, remove_record, write_record};
 use sql_script::{run_statement, split_statements};
 
 /// The article's five models.
@@ -326,9 +328,13 @@ pub async fn run_suite(options: &SuiteOptions, sessions: &SuiteSessions) -> Resu
             );
         }
     }
+    let device_settings = clip_settings(sessions, &["clip.device", "clip.dtype"]).await?;
+    if options.existing == ExistingResults::Resume {
+        refuse_runs_made_otherwise(options, &plan, &device_settings)?;
+    }
     for dir in RESULT_FOLDERS
         .iter()
-        .chain(&["tables", "clip_benchmark", "charts"])
+        .chain(&["tables", "clip_benchmark", "charts", RUNS_FOLDER])
     {
         let dir = out.join(dir);
         std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
@@ -369,6 +375,9 @@ pub async fn run_suite(options: &SuiteOptions, sessions: &SuiteSessions) -> Resu
                     std::fs::remove_file(&stale).map_err(|e| io_error(&stale, e))?;
                 }
             }
+            remove_record(out, &dataset.slug, model)?;
+            let conditions =
+                run_conditions::run_conditions(options, dataset, model, &device_settings);
             eprintln!("[{step}/{total}] {} × {model} ...", dataset.slug);
             let started = Instant::now();
             let result = run_benchmark(options, sessions.benchmark.as_ref(), dataset, model).await;
@@ -384,6 +393,7 @@ pub async fn run_suite(options: &SuiteOptions, sessions: &SuiteSessions) -> Resu
                         "[{step}/{total}] {} × {model}: {n} images, {what} {figure:.2}% in {seconds:.1} s",
                         dataset.slug
                     );
+                    write_record(out, &dataset.slug, model, &conditions)?;
                     Run {
                         model: model.clone(),
                         dataset: dataset.slug.clone(),
@@ -683,23 +693,9 @@ async fn write_settings(
         })
         .collect();
     settings.push(("data".to_string(), sources.join("; ")));
-    settings.push((
-        "limit".to_string(),
-        options
-            .limit
-            .map_or("none (every test image)".to_string(), |l| {
-                format!("{l} images per run")
-            }),
-    ));
-    let entries = ctx.state().config().options().entries();
-    for name in ["clip.device", "clip.dtype", "clip.batch_size"] {
-        let value = entries
-            .iter()
-            .find(|entry| entry.key == name)
-            .and_then(|entry| entry.value.clone())
-            .unwrap_or_default();
-        settings.push((name.to_string(), value));
-    }
+    settings.push(("limit".to_string(), limit_text(options.limit)));
+    settings
+        .extend(clip_settings(sessions, &["clip.device", "clip.dtype", "clip.batch_size"]).await?);
     let path = options.out.join("settings.json");
     let text = serde_json::to_string_pretty(&settings)
         .map_err(|e| DataFusionError::Execution(format!("{}: {e}", path.display())))?;
@@ -723,6 +719,72 @@ pub fn read_model_sources(out: &Path) -> Result<BTreeMap<String, String>> {
     let text = std::fs::read_to_string(&path).map_err(|e| io_error(&path, e))?;
     serde_json::from_str(&text)
         .map_err(|e| DataFusionError::Execution(format!("{}: {e}", path.display())))
+}
+
+/// `--limit` as the report and the run records say it.
+fn limit_text(limit: Option<u64>) -> String {
+    limit.map_or("none (every test image)".to_string(), |l| {
+        format!("{l} images per run")
+    })
+}
+
+/// The values of the `clip.*` settings `names` in this suite's sessions.
+async fn clip_settings(sessions: &SuiteSessions, names: &[&str]) -> Result<Vec<(String, String)>> {
+    let ctx = (sessions.report)().await?;
+    let entries = ctx.state().config().options().entries();
+    Ok(names
+        .iter()
+        .map(|name| {
+            let value = entries
+                .iter()
+                .find(|entry| entry.key == *name)
+                .and_then(|entry| entry.value.clone())
+                .unwrap_or_default();
+            (name.to_string(), value)
+        })
+        .collect())
+}
+
+/// With `--resume`: fail, before anything runs, when a run that would be
+/// kept was made otherwise than this suite would make it (another limit,
+/// data, model source or device setting): the report would mix the two
+/// and show this suite's settings for both.
+fn refuse_runs_made_otherwise(
+    options: &SuiteOptions,
+    plan: &Plan,
+    device_settings: &[(String, String)],
+) -> Result<()> {
+    let mut unrecorded = Vec::new();
+    for model in &options.models {
+        for dataset in &plan.datasets {
+            let files = result_files(&options.out, dataset, model);
+            if !files.iter().all(|f| f.exists()) {
+                continue;
+            }
+            let Some(recorded) = read_record(&options.out, &dataset.slug, model)? else {
+                unrecorded.push(format!("{} × {model}", dataset.slug));
+                continue;
+            };
+            let wanted = run_conditions::run_conditions(options, dataset, model, device_settings);
+            if let Some((name, was, now)) = first_difference(&recorded, &wanted) {
+                return plan_err!(
+                    "--resume would keep {} × {model} from {}, made with {name} = {was}, but \
+                     this suite asks for {name} = {now}: resume with what that suite was given, \
+                     or pass --overwrite to run everything again",
+                    dataset.slug,
+                    options.out.display()
+                );
+            }
+        }
+    }
+    if !unrecorded.is_empty() {
+        eprintln!(
+            "warning: kept as they are, not knowing how they were made (an older clip-sql \
+             wrote them): {}",
+            unrecorded.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// The first value of a one-row query, as text.
