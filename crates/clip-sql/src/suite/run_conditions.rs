@@ -16,8 +16,8 @@ use super::{SuiteOptions, io_error, limit_text, model_file_name};
 pub const RUNS_FOLDER: &str = "runs";
 
 /// What a run of `model` over `dataset` is made with in this suite: its
-/// image limit, data, model source and the device settings (`clip.device`,
-/// `clip.dtype`, given as `device_settings`).
+/// image limit, data, model source, benchmark files and the device
+/// settings (`clip.device`, `clip.dtype`, given as `device_settings`).
 pub fn run_conditions(
     options: &SuiteOptions,
     dataset: &Dataset,
@@ -42,8 +42,39 @@ pub fn run_conditions(
             .cloned()
             .unwrap_or_else(|| model.to_string()),
     );
+    conditions.insert(
+        "benchmark files".to_string(),
+        benchmark_fingerprint(options, dataset),
+    );
     conditions.extend(device_settings.iter().cloned());
     conditions
+}
+
+/// The SHA-256 of what the run's SQL reads from this repository: the
+/// benchmark file and the dataset's class names and templates, as they are
+/// now (a file that is not there counts as empty). Editing the templates
+/// changes the figures as surely as another model would.
+fn benchmark_fingerprint(options: &SuiteOptions, dataset: &Dataset) -> String {
+    use sha2::{Digest, Sha256};
+    let file = format!("{}.csv", dataset.slug);
+    let mut hasher = Sha256::new();
+    for path in [
+        options.benchmarks.join(format!("{}.sql", dataset.slug)),
+        options.sqldata.join("classnames").join(&file),
+        options.sqldata.join("templates").join(&file),
+    ] {
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        // Lengths first: moving bytes from one file to the next is a change.
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(&bytes);
+    }
+    let hex: String = hasher
+        .finalize()
+        .iter()
+        .take(8)
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    format!("sha256 {hex}... of the .sql, class names and templates")
 }
 
 fn record_path(out: &Path, dataset: &str, model: &str) -> PathBuf {
@@ -106,6 +137,47 @@ pub fn first_difference(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::suite::ExistingResults;
+
+    #[test]
+    fn editing_a_datasets_templates_changes_its_conditions() {
+        let dir = tempfile::tempdir().unwrap();
+        let (benchmarks, sqldata) = (dir.path().join("benchmarks"), dir.path().join("data"));
+        std::fs::create_dir_all(&benchmarks).unwrap();
+        std::fs::create_dir_all(sqldata.join("templates")).unwrap();
+        std::fs::write(benchmarks.join("cifar10.sql"), "SELECT 1;").unwrap();
+        let templates = sqldata.join("templates").join("cifar10.csv");
+        std::fs::write(&templates, "template\na photo of a {}.\n").unwrap();
+        let options = SuiteOptions {
+            models: vec!["RN50".to_string()],
+            sources: BTreeMap::new(),
+            datasets: None,
+            limit: Some(500),
+            data: BTreeMap::new(),
+            ensemble: None,
+            efficiency: None,
+            out: dir.path().join("results"),
+            benchmarks,
+            sqldata,
+            existing: ExistingResults::Resume,
+        };
+        let dataset = Dataset {
+            slug: "cifar10".to_string(),
+            name: "CIFAR-10".to_string(),
+            clip_benchmark: "wds/vtab/cifar10".to_string(),
+            has_default_data: true,
+            task: "general objects".to_string(),
+        };
+        let before = run_conditions(&options, &dataset, "RN50", &[]);
+        assert_eq!(before["limit"], "500 images per run");
+        assert_eq!(before, run_conditions(&options, &dataset, "RN50", &[]));
+        std::fs::write(&templates, "template\na blurry photo of a {}.\n").unwrap();
+        let after = run_conditions(&options, &dataset, "RN50", &[]);
+        assert_eq!(
+            first_difference(&before, &after).map(|d| d.0),
+            Some("benchmark files".to_string())
+        );
+    }
 
     #[test]
     fn the_first_differing_condition_is_named() {
