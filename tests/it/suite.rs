@@ -305,14 +305,20 @@ async fn the_suite_writes_predictions_tables_json_and_charts() {
     assert_eq!(csv_rows(&out.join("tables/accuracy.csv")), accuracy);
 }
 
-#[test]
-fn a_labelled_model_is_named_by_its_label_everywhere() {
+/// A folder with CIFAR-10 stand-in shards: (the folder, its results
+/// directory, the `--data` for them, `small=<the tiny model>`).
+fn small_cifar10_suite() -> (tempfile::TempDir, std::path::PathBuf, [String; 1], String) {
     let work = tempfile::tempdir().unwrap();
     let shards = work.path().join("cifar10");
     standin_shards(&shards, class_count("cifar10"));
     let out = work.path().join("results");
     let data = [format!("cifar10={}/", shards.display())];
-    let models = format!("small={}", tiny_model());
+    (work, out, data, format!("small={}", tiny_model()))
+}
+
+#[test]
+fn a_labelled_model_is_named_by_its_label_everywhere() {
+    let (work, out, data, models) = small_cifar10_suite();
     let run = run_suite(&out, &models, "cifar10", &data, &["--ensemble", "small=1"]);
     assert!(
         run.status.success(),
@@ -659,12 +665,7 @@ fn a_failed_run_is_reported_and_never_replaced_by_an_earlier_result() {
 /// refused before anything runs, naming the run and the setting.
 #[test]
 fn resuming_keeps_only_runs_made_as_this_suite_would_make_them() {
-    let work = tempfile::tempdir().unwrap();
-    let shards = work.path().join("cifar10");
-    standin_shards(&shards, class_count("cifar10"));
-    let out = work.path().join("results");
-    let data = [format!("cifar10={}/", shards.display())];
-    let models = format!("small={}", tiny_model());
+    let (work, out, data, models) = small_cifar10_suite();
     let stderr = |run: &std::process::Output| String::from_utf8_lossy(&run.stderr).into_owned();
     let quick = run_suite(
         &out,
