@@ -267,6 +267,22 @@ fn bench_explains_what_it_cannot_measure() {
     let out = clip_sql(&["bench", "--models", &tiny_model(), "--batch-sizes", "0"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("positive"), "{}", stderr(&out));
+    // An --images folder without images fails before any model is measured.
+    let empty = tempfile::tempdir().unwrap();
+    let out = clip_sql(&[
+        "bench",
+        "--models",
+        &tiny_model(),
+        "--images",
+        empty.path().to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no image files under"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("measuring"), "{}", stderr(&out));
 }
 
 /// `OPTIONS` of the image formats reach their factories from `-c`, `-f`

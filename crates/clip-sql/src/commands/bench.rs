@@ -102,6 +102,11 @@ pub async fn run_bench(
     if settings.batch_sizes.contains(&0) {
         return Err(config_error("--batch-sizes must be positive"));
     }
+    // Checked before the models are measured, which can take an hour: a
+    // mistyped folder must not cost it.
+    if let Some(images) = &args.images {
+        bench::end_to_end::image_files(images).map_err(config_error)?;
+    }
     if let Some(dir) = &args.output {
         // Refused before measuring: an earlier run's figures (a GPU's,
         // perhaps, on a machine lent for an hour) are not lost to a rerun.
