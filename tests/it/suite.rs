@@ -357,7 +357,7 @@ fn a_labelled_model_is_named_by_its_label_everywhere() {
 fn the_suite_checks_its_arguments_before_running_anything() {
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("results");
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (&["--datasets", "cifar11"], "unknown dataset 'cifar11'"),
         (&["--datasets", "food101"], "pass --data food101="),
         (
@@ -365,6 +365,10 @@ fn the_suite_checks_its_arguments_before_running_anything() {
             "mnist is not in --datasets",
         ),
         (&["--models", ""], "names no model"),
+        (
+            &["--datasets", "cifar10", "--efficiency", "/no/such/bench"],
+            "--efficiency /no/such/bench: no efficiency.csv there (clip-sql bench --output",
+        ),
     ];
     for (args, message) in cases {
         let out = out.display().to_string();

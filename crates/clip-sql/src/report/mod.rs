@@ -120,13 +120,7 @@ pub async fn build_report(inputs: &ReportInputs, ctx: &SessionContext) -> Result
         tables.extend(run_sql_file(&inputs.benchmarks.join("report.sql"), &params, ctx).await?);
     }
     if let Some(dir) = &inputs.efficiency {
-        let file = dir.join("efficiency.csv");
-        if !file.is_file() {
-            return Err(DataFusionError::Plan(format!(
-                "--efficiency {}: no efficiency.csv there (clip-sql bench --out <dir> writes it)",
-                dir.display()
-            )));
-        }
+        check_efficiency_dir(dir)?;
         if !classification {
             return Err(DataFusionError::Plan(
                 "--efficiency puts speed beside classification accuracy; these results \
@@ -252,6 +246,18 @@ fn path_text(path: &Path) -> String {
 
 fn io_error(path: &Path, e: std::io::Error) -> DataFusionError {
     DataFusionError::Execution(format!("{}: {e}", path.display()))
+}
+
+/// Fail unless `dir` (an `--efficiency` folder) holds `clip-sql bench`'s
+/// efficiency.csv.
+pub fn check_efficiency_dir(dir: &Path) -> Result<()> {
+    if dir.join("efficiency.csv").is_file() {
+        return Ok(());
+    }
+    Err(DataFusionError::Plan(format!(
+        "--efficiency {}: no efficiency.csv there (clip-sql bench --output <dir> writes it)",
+        dir.display()
+    )))
 }
 
 /// How a model is shown in legends and headers: a registry name as it is,

@@ -188,6 +188,10 @@ async fn plan(options: &SuiteOptions) -> Result<Plan> {
     if options.models.is_empty() {
         return plan_err!("--models names no model");
     }
+    // Read by the report, after every run: a wrong folder is found now.
+    if let Some(dir) = &options.efficiency {
+        crate::report::check_efficiency_dir(dir)?;
+    }
     let mut seen = BTreeMap::new();
     for model in &options.models {
         if let Some(other) = seen.insert(model_file_name(model), model) {
