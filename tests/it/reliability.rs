@@ -358,7 +358,7 @@ async fn image_structs_name_rows_and_work_like_bytes() {
         &ctx,
         &format!(
             "SELECT id, clip_embed_image('{m}', img) = clip_embed_image('{m}', raw) AS same, \
-                    clip_image_error(img) AS e FROM hf ORDER BY id"
+                    clip_image_error(img) AS e, clip_image_error(raw) AS r FROM hf ORDER BY id"
         ),
     )
     .await;
@@ -366,7 +366,15 @@ async fn image_structs_name_rows_and_work_like_bytes() {
     assert_eq!(rows[0][1], "true", "{text}");
     assert_eq!(rows[1][1], "", "NULL: {text}");
     assert!(rows[1][2].contains("not a supported image"), "{text}");
-    assert!(rows[2][2].contains("image is NULL"), "{text}");
+    // A path without bytes: what Hugging Face datasets keep of external files.
+    assert!(
+        rows[2][2].starts_with(
+            "the image struct names 'train/2.png' but holds no bytes, as a Hugging Face \
+             dataset saved with its images as external files does"
+        ),
+        "{text}"
+    );
+    assert!(rows[2][3].contains("image is NULL"), "{text}");
 
     query(&ctx, "SET clip.on_error = 'error'").await.unwrap();
     let err = query(

@@ -7,7 +7,7 @@
 //! model. It is meant for the few rows whose result is NULL, e.g.
 //! `CASE WHEN p IS NULL THEN clip_image_error(image) END`.
 
-use datafusion::arrow::array::StringArray;
+use datafusion::arrow::array::{Array, AsArray, StringArray};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result, exec_err, plan_err};
 use datafusion::logical_expr::{
@@ -131,18 +131,32 @@ impl ScalarUDFImpl for ClipImageError {
         let all_scalar = matches!(image_arg, ColumnarValue::Scalar(_));
         let images = image_arg.into_array(args.number_rows)?;
         let rows = image_rows(self.name(), &images)?;
+        // An image struct that is there, naming a file, but holds no bytes.
+        let path_without_bytes = |row: usize| -> Option<&str> {
+            let structs = images.as_struct_opt()?;
+            if structs.is_null(row) {
+                return None;
+            }
+            rows.names.as_ref()?.get(row)?.as_deref()
+        };
         // Decoding is the expensive part: in parallel, off the async scheduler.
         let errors: Vec<Option<String>> = wait_off_runtime(|| {
             rows.bytes
                 .par_iter()
-                .map(|bytes| match bytes {
-                    None => Some(
+                .enumerate()
+                .map(|(row, bytes)| match (bytes, path_without_bytes(row)) {
+                    (None, Some(path)) => Some(format!(
+                        "the image struct names '{path}' but holds no bytes, as a Hugging Face \
+                         dataset saved with its images as external files does: save it with \
+                         the bytes embedded, or read those files with an IMAGEFOLDER table"
+                    )),
+                    (None, None) => Some(
                         "image is NULL (an image table gives NULL for a file larger than \
                          clip.max_image_bytes or, under skip_unreadable, one it could not read; \
                          its scan's metrics count them and the log names them)"
                             .to_string(),
                     ),
-                    Some(bytes) => preprocessor.check(bytes).err().map(|e| e.to_string()),
+                    (Some(bytes), _) => preprocessor.check(bytes).err().map(|e| e.to_string()),
                 })
                 .collect()
         });
