@@ -256,6 +256,7 @@ async fn the_suite_writes_predictions_tables_json_and_charts() {
         svg.contains(" images)"),
         "regions without their image counts"
     );
+    assert!(!svg.contains("(1 images)"), "one image is 'image'");
     let svg = std::fs::read_to_string(out.join("charts/parameters_vs_accuracy.svg")).unwrap();
     for point in ["tiny-clip", "tiny-b", "RN50", "ViT-L/14@336px", "RN50x64"] {
         assert!(svg.contains(point), "no {point} on the scatter");

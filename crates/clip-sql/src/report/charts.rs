@@ -3,16 +3,22 @@
 //! horizontal, so that long category names stay readable without rotated
 //! text) and a scatter of mean accuracy against parameters.
 //!
-//! Text is laid out with DejaVu Sans compiled into the binary (through
-//! plotters' ab_glyph backend): the PNG looks the same on a machine with
-//! no fonts installed.
+//! plotters draws the SVG; the PNG is that SVG rasterised by resvg, so the
+//! two are one drawing. Text is measured and drawn with DejaVu Sans compiled
+//! into the binary (plotters' ab_glyph backend measures, resvg shapes): the
+//! PNG looks the same on a machine with no fonts installed. plotters' own
+//! bitmap backend was not used for the PNG: it places each glyph without
+//! its side bearing and rounds each glyph's height on its own, which left
+//! labels ragged ("ViTB/32 60·0").
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
+use resvg::usvg;
 
 /// Values to draw: `values[group][series]`, `None` where a model has no
 /// figure for a group.
@@ -34,6 +40,8 @@ const LEFT: u32 = 220;
 const TOP: u32 = 90;
 const BOTTOM: u32 = 70;
 const FONT: &str = "sans-serif";
+/// The one font charts use, compiled in (the `dejavu` crate).
+const FONT_NAME: &str = "DejaVu Sans";
 
 // Colour-blind-safe (Okabe & Ito), then plotters' palette for more models.
 const COLOURS: [RGBColor; 8] = [
@@ -136,21 +144,44 @@ fn write_chart(chart: &impl Chart, stem: &Path) -> Result<(), ChartError> {
         root.present().map_err(|e| failed(&e))?;
     }
     let png = stem.with_extension("png");
-    let failed = draw_error(&png);
-    let mut pixels = vec![0u8; (size.0 * size.1 * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
-        chart.draw(&root).map_err(|e| failed(&e))?;
-        root.present().map_err(|e| failed(&e))?;
-    }
-    let image = image::RgbImage::from_raw(size.0, size.1, pixels)
-        .ok_or_else(|| failed(&"pixel buffer of the wrong size"))?;
+    let image = rasterise(&svg, size).map_err(|e| draw_error(&png)(&e))?;
     image
         .save_with_format(&png, image::ImageFormat::Png)
         .map_err(|source| ChartError::Save {
             path: png.clone(),
             source,
         })
+}
+
+/// The SVG file at `svg` as pixels, every font family drawn as DejaVu Sans
+/// (the font plotters measured the text with).
+fn rasterise(svg: &Path, (width, height): (u32, u32)) -> Result<image::RgbImage, String> {
+    static FONTS: OnceLock<Arc<usvg::fontdb::Database>> = OnceLock::new();
+    let fonts = FONTS.get_or_init(|| {
+        let mut fonts = usvg::fontdb::Database::new();
+        fonts.load_font_data(dejavu::sans::regular().to_vec());
+        fonts.set_sans_serif_family(FONT_NAME);
+        Arc::new(fonts)
+    });
+    let options = usvg::Options {
+        fontdb: Arc::clone(fonts),
+        font_family: FONT_NAME.to_string(),
+        ..usvg::Options::default()
+    };
+    let text = std::fs::read(svg).map_err(|e| format!("{}: {e}", svg.display()))?;
+    let tree = usvg::Tree::from_data(&text, &options).map_err(|e| e.to_string())?;
+    let mut pixmap = resvg::tiny_skia::Pixmap::new(width, height)
+        .ok_or_else(|| format!("a {width}x{height} image is too large"))?;
+    resvg::render(&tree, Default::default(), &mut pixmap.as_mut());
+    // Charts fill their background white: every pixel is opaque, so the
+    // premultiplied RGBA is the plain colour and alpha can be dropped.
+    let rgb = pixmap
+        .data()
+        .chunks_exact(4)
+        .flat_map(|rgba| [rgba[0], rgba[1], rgba[2]])
+        .collect();
+    image::RgbImage::from_raw(width, height, rgb)
+        .ok_or_else(|| "pixel buffer of the wrong size".to_string())
 }
 
 /// One model on the scatter.
@@ -254,9 +285,20 @@ impl Chart for Scatter {
             .draw()?;
         let label_style =
             TextStyle::from((FONT, 13).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
-        // Labels placed so far (pixels): a label that would overlap one is
-        // moved down a line, so models of nearly equal size stay readable.
-        let mut placed: Vec<(i32, i32, i32)> = Vec::new();
+        let labels: Vec<String> = self
+            .points
+            .iter()
+            .map(|p| format!("{} {:.1}", p.label, p.y))
+            .collect();
+        let markers: Vec<(i32, i32)> = self
+            .points
+            .iter()
+            .map(|p| plot.backend_coord(&(p.x, p.y)))
+            .collect();
+        let mut widths = Vec::with_capacity(labels.len());
+        for text in &labels {
+            widths.push(root.estimate_text_size(text, &label_style)?.0 as i32);
+        }
         for point in &self.points {
             let colour = family_colour(&point.series);
             let marker = if point.measured {
@@ -265,21 +307,80 @@ impl Chart for Scatter {
                 colour.stroke_width(2)
             };
             plot.draw_series([Circle::new((point.x, point.y), 6, marker)])?;
-            let text = format!("{} {:.1}", point.label, point.y);
-            let (width, _) = root.estimate_text_size(&text, &label_style)?;
-            let (x, mut y) = plot.backend_coord(&(point.x, point.y));
-            let x = x + 10;
-            while placed
-                .iter()
-                .any(|&(px, py, pw)| (py - y).abs() < 15 && x < px + pw && px < x + width as i32)
-            {
-                y += 15;
-            }
-            placed.push((x, y, width as i32));
-            root.draw_text(&text, &label_style, (x, y))?;
+        }
+        let area = plot.plotting_area().get_pixel_range();
+        for (text, anchor) in labels.iter().zip(place_labels(&markers, &widths, area)) {
+            root.draw_text(text, &label_style, anchor)?;
         }
         Ok(())
     }
+}
+
+/// Half a scatter label's height, and a marker's radius with its stroke
+/// (pixels).
+const LABEL_HALF_HEIGHT: i32 = 8;
+const MARKER_RADIUS: i32 = 7;
+
+/// Where each marker's label goes (its left end and vertical middle, in
+/// pixels): right of the marker, else left of, above or below it, whichever
+/// first covers no other marker and no label placed before and stays inside
+/// `area`; when none does (a crowd of models of nearly equal size), right
+/// of it, moved down a line at a time until it covers no other label.
+fn place_labels(
+    markers: &[(i32, i32)],
+    widths: &[i32],
+    area: (Range<i32>, Range<i32>),
+) -> Vec<(i32, i32)> {
+    // (left, top, right, bottom)
+    type Rect = (i32, i32, i32, i32);
+    let overlaps = |a: Rect, b: Rect| a.0 < b.2 && b.0 < a.2 && a.1 < b.3 && b.1 < a.3;
+    let label = |(x, y): (i32, i32), width: i32| {
+        (x, y - LABEL_HALF_HEIGHT, x + width, y + LABEL_HALF_HEIGHT)
+    };
+    let inside = |r: Rect| {
+        r.0 >= area.0.start && r.2 <= area.0.end && r.1 >= area.1.start && r.3 <= area.1.end
+    };
+    let marker_boxes: Vec<Rect> = markers
+        .iter()
+        .map(|&(x, y)| {
+            let r = MARKER_RADIUS;
+            (x - r, y - r, x + r, y + r)
+        })
+        .collect();
+    let gap = MARKER_RADIUS + 3;
+    let mut placed: Vec<Rect> = Vec::with_capacity(markers.len());
+    for (i, (&(x, y), &width)) in markers.iter().zip(widths).enumerate() {
+        let free = |anchor| {
+            let r = label(anchor, width);
+            inside(r)
+                && !placed.iter().any(|&p| overlaps(p, r))
+                && !marker_boxes
+                    .iter()
+                    .enumerate()
+                    .any(|(j, &m)| j != i && overlaps(m, r))
+        };
+        let candidates = [
+            (x + gap, y),
+            (x - gap - width, y),
+            (x - width / 2, y - gap - LABEL_HALF_HEIGHT),
+            (x - width / 2, y + gap + LABEL_HALF_HEIGHT),
+        ];
+        let anchor = candidates
+            .into_iter()
+            .find(|&a| free(a))
+            .unwrap_or_else(|| {
+                let mut anchor = (x + gap, y);
+                while placed.iter().any(|&p| overlaps(p, label(anchor, width))) {
+                    anchor.1 += 2 * LABEL_HALF_HEIGHT;
+                }
+                anchor
+            });
+        placed.push(label(anchor, width));
+    }
+    placed
+        .iter()
+        .map(|r| (r.0, r.1 + LABEL_HALF_HEIGHT))
+        .collect()
 }
 
 /// The axis ends at the next multiple of 10 past the largest figure
@@ -444,6 +545,42 @@ mod tests {
             .filter(|p| p.0.iter().all(|&c| c < 60))
             .count();
         assert!(dark > 1000, "only {dark} dark pixels");
+    }
+
+    #[test]
+    fn scatter_labels_cover_no_marker_no_other_label_and_stay_inside() {
+        // Three models of nearly equal size, and one at the plot's right edge.
+        let markers = [(100, 100), (150, 104), (130, 120), (590, 300)];
+        let widths = [80; 4];
+        let area = (0..600, 0..400);
+        let anchors = place_labels(&markers, &widths, area.clone());
+        let boxes: Vec<_> = anchors
+            .iter()
+            .zip(widths)
+            .map(|(&(x, y), w)| (x, y - LABEL_HALF_HEIGHT, x + w, y + LABEL_HALF_HEIGHT))
+            .collect();
+        let overlaps = |a: (i32, i32, i32, i32), b: (i32, i32, i32, i32)| {
+            a.0 < b.2 && b.0 < a.2 && a.1 < b.3 && b.1 < a.3
+        };
+        for (i, &b) in boxes.iter().enumerate() {
+            assert!(
+                area.0.contains(&b.0) && b.2 <= area.0.end,
+                "label {i} outside: {b:?}"
+            );
+            for (j, &(x, y)) in markers.iter().enumerate() {
+                let r = MARKER_RADIUS;
+                assert!(
+                    !overlaps(b, (x - r, y - r, x + r, y + r)),
+                    "label {i} {b:?} covers marker {j}"
+                );
+            }
+            for (j, &other) in boxes.iter().enumerate().skip(i + 1) {
+                assert!(!overlaps(b, other), "labels {i} and {j} overlap");
+            }
+        }
+        // The first label cannot go right (the second marker is there).
+        assert!(anchors[0].0 < markers[0].0, "{anchors:?}");
+        assert!(anchors[3].0 < markers[3].0, "{anchors:?}");
     }
 
     #[test]

@@ -728,7 +728,8 @@ async fn draw_charts(
     // each with its number of test images.
     let regions = collect_sql(
         ctx,
-        "SELECT c.region || ' (' || CAST(r.n AS VARCHAR) || ' images)', c.model, c.acc1
+        "SELECT c.region || ' (' || CAST(r.n AS VARCHAR) \
+                || CASE WHEN r.n = 1 THEN ' image)' ELSE ' images)' END, c.model, c.acc1
          FROM country211_by_region c
          JOIN (SELECT region, avg(acc1) AS mean, max(n) AS n FROM country211_by_region
                GROUP BY region) r
