@@ -34,14 +34,7 @@ pub fn run_conditions(
             .cloned()
             .unwrap_or_else(|| "CLIP_benchmark's mirror".to_string()),
     );
-    conditions.insert(
-        "model".to_string(),
-        options
-            .sources
-            .get(model)
-            .cloned()
-            .unwrap_or_else(|| model.to_string()),
-    );
+    conditions.insert("model".to_string(), options.source_of(model).to_string());
     conditions.insert(
         "benchmark files".to_string(),
         benchmark_fingerprint(options, dataset),
