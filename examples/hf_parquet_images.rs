@@ -25,10 +25,7 @@ async fn main() -> Result<()> {
     // For an https:// location, register the store the way clip-sql does.
     if parquet.starts_with("http") {
         let url = datafusion::datasource::listing::ListingTableUrl::parse(&parquet)?;
-        datafusion_clip::formats::object_stores::ensure_object_store(
-            ctx.runtime_env().as_ref(),
-            &url,
-        )?;
+        datafusion_clip::ensure_object_store(ctx.runtime_env().as_ref(), &url)?;
     }
     ctx.sql(&format!(
         "CREATE EXTERNAL TABLE images STORED AS PARQUET LOCATION '{parquet}'"

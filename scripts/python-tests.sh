@@ -4,7 +4,7 @@
 # (the workspace's features, no second compile of DataFusion), put beside
 # the package's Python sources, and run by pytest against datafusion 55 and
 # pyarrow from PyPI in a virtual environment. Users install the package
-# with `pip install ./python` instead (README, "From Python").
+# with `pip install ./python` instead (docs/python.md, "From Python").
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"

@@ -1,79 +1,21 @@
-//! Test helpers: a tiny random-weight CLIP model written once per test
-//! binary and loaded through the real loader, images made in memory, image
-//! folders on disk, and a session with everything registered.
+//! Test helpers of the whole product: those of the model crate's tests (a
+//! tiny random-weight CLIP, images made in memory, the repository's path;
+//! `crates/clip-model/tests/model/support.rs`), plus image folders and
+//! WebDataset shards on disk, the `clip-sql` binary, and a session with
+//! everything registered.
 #![allow(dead_code)]
 
-use std::io::Cursor;
-use std::path::{Path, PathBuf};
-use std::sync::{LazyLock, OnceLock};
+use std::path::Path;
 
-use clip_model::ClipConfig;
-use clip_model::checkpoint::write_random_model;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::prelude::SessionContext;
-use image::{DynamicImage, ImageBuffer, ImageFormat, Luma, Rgb, Rgba};
+use image::ImageFormat;
 
-/// The repository's root, where `sql/` and `tests/fixtures/` are (these
-/// tests are declared by `crates/clip-sql`), without `..` in it: the path
-/// goes into SQL locations.
-pub fn repo() -> &'static str {
-    static REPO: LazyLock<String> = LazyLock::new(|| {
-        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-            .canonicalize()
-            .unwrap()
-            .display()
-            .to_string()
-    });
-    &REPO
-}
-
-/// [`repo`] for format strings: `format!("{ROOT}/sql/data")`.
-pub const ROOT: RepoRoot = RepoRoot;
-
-pub struct RepoRoot;
-
-impl std::fmt::Display for RepoRoot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(repo())
-    }
-}
-
-/// Directory of the tiny model (32-pixel input, 24-d embedding), written on
-/// first use in each test process.
-///
-/// It lives at one place under cargo's target directory rather than in a
-/// fresh temporary directory per process, which nothing would remove. Every
-/// process writes it again (the same bytes: the seed is fixed) and moves
-/// each file into place with an atomic rename, so test binaries running side
-/// by side never read a half-written file, and a model from an older build
-/// never survives.
-pub fn tiny_model_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let dir = root.join("tiny-clip");
-        std::fs::create_dir_all(&dir).unwrap();
-        let staging = tempfile::Builder::new()
-            .prefix("tiny-clip-")
-            .tempdir_in(root)
-            .unwrap();
-        write_random_model(staging.path(), &ClipConfig::tiny(), 42).unwrap();
-        for file in std::fs::read_dir(staging.path()).unwrap() {
-            let file = file.unwrap();
-            std::fs::rename(file.path(), dir.join(file.file_name())).unwrap();
-        }
-        dir
-    })
-}
-
-/// The tiny model as a SQL string literal's content.
-pub fn tiny_model() -> String {
-    tiny_model_dir().display().to_string()
-}
-
-/// Embedding width of [`tiny_model_dir`].
-pub const TINY_DIM: usize = 24;
+// The model, images and paths, shared with the model crate's own tests.
+#[path = "../crates/clip-model/tests/model/support.rs"]
+mod model_support;
+pub use model_support::*;
 
 /// Run the `clip-sql` binary with `args`, never reaching for the network.
 pub fn clip_sql(args: &[&str]) -> std::process::Output {
@@ -152,51 +94,6 @@ pub fn table_rows(text: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// A colourful RGB test image: gradients plus a seed-dependent pattern, so
-/// different seeds give different embeddings.
-pub fn rgb_image(width: u32, height: u32, seed: u32) -> DynamicImage {
-    DynamicImage::ImageRgb8(ImageBuffer::from_fn(width, height, |x, y| {
-        Rgb([
-            ((x * 255) / width.max(1)) as u8,
-            ((y * 255) / height.max(1)) as u8,
-            (((x ^ y).wrapping_mul(seed.wrapping_mul(37) + 11)) % 256) as u8,
-        ])
-    }))
-}
-
-pub fn encode(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
-    let mut out = Cursor::new(Vec::new());
-    image.write_to(&mut out, format).unwrap();
-    out.into_inner()
-}
-
-pub fn png_bytes(width: u32, height: u32, seed: u32) -> Vec<u8> {
-    encode(&rgb_image(width, height, seed), ImageFormat::Png)
-}
-
-pub fn jpeg_bytes(width: u32, height: u32, seed: u32) -> Vec<u8> {
-    encode(&rgb_image(width, height, seed), ImageFormat::Jpeg)
-}
-
-pub fn gray_png_bytes(width: u32, height: u32) -> Vec<u8> {
-    let img = DynamicImage::ImageLuma8(ImageBuffer::from_fn(width, height, |x, y| {
-        Luma([((x * 7 + y * 3) % 256) as u8])
-    }));
-    encode(&img, ImageFormat::Png)
-}
-
-pub fn rgba_png_bytes(width: u32, height: u32) -> Vec<u8> {
-    let img = DynamicImage::ImageRgba8(ImageBuffer::from_fn(width, height, |x, y| {
-        Rgba([
-            (x * 9 % 256) as u8,
-            (y * 5 % 256) as u8,
-            90,
-            ((x + y) * 13 % 256) as u8,
-        ])
-    }));
-    encode(&img, ImageFormat::Png)
-}
-
 /// Write `files` (relative path, bytes) under a new temporary directory.
 pub fn folder(files: &[(&str, Vec<u8>)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -219,17 +116,6 @@ pub fn png_folder(n: u32) -> tempfile::TempDir {
     folder(&files)
 }
 
-/// A copy of the files of directory `dir` (not its subdirectories) in a new
-/// temporary directory, e.g. a model's to break.
-pub fn copy_of(dir: &Path) -> tempfile::TempDir {
-    let copy = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
-    }
-    copy
-}
-
 /// A small labelled image folder: cat/ and dog/ with PNG, JPEG, grayscale
 /// and RGBA images, plus a non-image file.
 pub fn pets_folder() -> tempfile::TempDir {
@@ -241,20 +127,6 @@ pub fn pets_folder() -> tempfile::TempDir {
         ("dog/dog2.jpeg", jpeg_bytes(32, 32, 5)),
         ("dog/notes.txt", b"not an image".to_vec()),
     ])
-}
-
-/// Largest absolute difference between two tensors of the same shape.
-pub fn max_abs_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
 }
 
 /// One WebDataset sample: key and members (extension, bytes).

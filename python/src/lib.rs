@@ -34,9 +34,6 @@ use datafusion::logical_expr::{AggregateUDF, CreateExternalTable, Expr, ScalarUD
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use datafusion_clip::ClipOptions;
-use datafusion_clip::formats::{CifarFactory, ImageFolderFactory, WebDatasetFactory};
-use datafusion_clip::functions::clip_models::ClipModelsFunction;
-use datafusion_clip::functions::weighted_avg_list::WeightedAvgList;
 use datafusion_ffi::config::extension_options::FFI_ExtensionOptions;
 use datafusion_ffi::proto::logical_extension_codec::FFI_LogicalExtensionCodec;
 use datafusion_ffi::table_provider::FFI_TableProvider;
@@ -259,14 +256,22 @@ impl AggregateFunction {
     }
 }
 
-/// `clip_models()`, for `datafusion.TableFunction("clip_models", ..., ctx)`.
+/// A table function (`clip_models()`), for
+/// `datafusion.TableFunction(name, ..., ctx)`.
 #[pyclass(frozen, module = "datafusion_clip", name = "TableFunction")]
 struct TableFunction {
+    name: &'static str,
     function: Arc<dyn TableFunctionImpl>,
 }
 
 #[pymethods]
 impl TableFunction {
+    /// The function's SQL name.
+    #[getter]
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
     fn __datafusion_table_function__<'py>(
         &self,
         py: Python<'py>,
@@ -392,45 +397,45 @@ impl ClipConfig {
 #[pyo3(signature = (settings=None))]
 fn scalar_functions(settings: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<ScalarFunction>> {
     let options = self::settings(settings)?;
-    Ok(datafusion_clip::functions::scalar_functions(&options)
+    Ok(datafusion_clip::scalar_functions(&options)
         .into_iter()
         .map(|udf| ScalarFunction { udf: Arc::new(udf) })
         .collect())
 }
 
-/// `weighted_avg_list`.
+/// Every aggregate function (`weighted_avg_list`).
 #[pyfunction]
 fn aggregate_functions() -> Vec<AggregateFunction> {
-    vec![AggregateFunction {
-        udaf: Arc::new(AggregateUDF::new_from_impl(WeightedAvgList::new())),
-    }]
+    datafusion_clip::aggregate_functions()
+        .into_iter()
+        .map(|udaf| AggregateFunction {
+            udaf: Arc::new(udaf),
+        })
+        .collect()
 }
 
-/// `clip_models()`.
+/// Every table function (`clip_models()`).
 #[pyfunction]
-fn clip_models() -> TableFunction {
-    TableFunction {
-        function: Arc::new(ClipModelsFunction),
-    }
+fn table_functions() -> Vec<TableFunction> {
+    datafusion_clip::table_functions()
+        .into_iter()
+        .map(|table_function| TableFunction {
+            name: table_function.name,
+            function: table_function.function,
+        })
+        .collect()
 }
 
-/// The `IMAGEFOLDER`, `WEBDATASET` and `CIFAR` formats.
+/// Every image table format (`IMAGEFOLDER`, `WEBDATASET`, `CIFAR`).
 #[pyfunction]
 fn table_factories() -> Vec<TableFactory> {
-    vec![
-        TableFactory {
-            format: "IMAGEFOLDER",
-            factory: Arc::new(ImageFolderFactory),
-        },
-        TableFactory {
-            format: "WEBDATASET",
-            factory: Arc::new(WebDatasetFactory),
-        },
-        TableFactory {
-            format: "CIFAR",
-            factory: Arc::new(CifarFactory),
-        },
-    ]
+    datafusion_clip::table_formats()
+        .into_iter()
+        .map(|format| TableFactory {
+            format: format.name,
+            factory: format.factory,
+        })
+        .collect()
 }
 
 /// The `clip.*` namespace holding `settings`.
@@ -457,8 +462,13 @@ fn open_table(
         .iter()
         .any(|factory| factory.format == format)
     {
+        let known: Vec<&str> = datafusion_clip::table_formats()
+            .iter()
+            .map(|known| known.name)
+            .collect();
         return Err(value_error(format!(
-            "no image table format '{format}': IMAGEFOLDER, WEBDATASET or CIFAR"
+            "no image table format '{format}': {}",
+            known.join(", ")
         )));
     }
     let quote = |text: &str| format!("'{}'", text.replace('\'', "''"));
@@ -501,14 +511,14 @@ fn open_table(
 /// reaches them.
 #[pyfunction]
 fn cancel_running_work() {
-    datafusion_clip::engine::cancel_running_work();
+    datafusion_clip::cancel_running_work();
 }
 
 /// The process's CLIP counters: images encoded, images that failed,
 /// prompts encoded.
 #[pyfunction]
 fn progress(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
-    let now = datafusion_clip::engine::progress();
+    let now = datafusion_clip::progress();
     let counters = PyDict::new(py);
     counters.set_item("images_encoded", now.images_encoded)?;
     counters.set_item("images_failed", now.images_failed)?;
@@ -550,7 +560,7 @@ fn _datafusion_clip(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ClipConfig>()?;
     m.add_function(wrap_pyfunction!(scalar_functions, m)?)?;
     m.add_function(wrap_pyfunction!(aggregate_functions, m)?)?;
-    m.add_function(wrap_pyfunction!(clip_models, m)?)?;
+    m.add_function(wrap_pyfunction!(table_functions, m)?)?;
     m.add_function(wrap_pyfunction!(table_factories, m)?)?;
     m.add_function(wrap_pyfunction!(clip_config, m)?)?;
     m.add_function(wrap_pyfunction!(open_table, m)?)?;

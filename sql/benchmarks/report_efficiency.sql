@@ -1,7 +1,7 @@
 -- The efficiency table beside accuracy: run by the report (after
 -- report.sql, whose `accuracy` table it reads) when it is given a bench
 -- result, `clip-sql suite --efficiency DIR` or `clip-sql report
--- --efficiency DIR`, where DIR holds what `clip-sql bench --out DIR`
+-- --efficiency DIR`, where DIR holds what `clip-sql bench --output DIR`
 -- wrote. Models are matched by name: bench the names the suite ran.
 --
 -- Reads    ${efficiency}/efficiency.csv (one row per model and batch size)

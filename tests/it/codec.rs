@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::common::*;
 use datafusion::physical_plan::{ExecutionPlan, collect, displayable};
 use datafusion::prelude::SessionContext;
-use datafusion_clip::formats::codec::{ClipLogicalCodec, ClipPhysicalCodec};
+use datafusion_clip::{ClipLogicalCodec, ClipPhysicalCodec};
 use datafusion_proto::bytes::{
     logical_plan_from_bytes_with_extension_codec, logical_plan_to_bytes_with_extension_codec,
     physical_plan_from_bytes_with_extension_codec, physical_plan_to_bytes_with_extension_codec,
@@ -144,49 +144,6 @@ async fn in_memory_tables_travel_whole_with_their_partitions() {
     let expected = ctx.sql(sql).await.unwrap().collect().await.unwrap();
     assert_eq!(got, pretty(&expected));
     assert!(got.contains("[0.5, -1.0]"), "{got}");
-}
-
-#[test]
-fn foreign_tables_and_bytes_are_errors() {
-    use datafusion_proto::logical_plan::LogicalExtensionCodec;
-    use datafusion_proto::physical_plan::PhysicalExtensionCodec;
-    let schema = Arc::new(datafusion::arrow::datatypes::Schema::empty());
-    // A table that is not ours is left to the inner codec (DataFusion's
-    // default here), which does not encode an EmptyTable.
-    let empty = datafusion::datasource::empty::EmptyTable::new(schema.clone());
-    let mut buf = Vec::new();
-    assert!(
-        ClipLogicalCodec::default()
-            .try_encode_table_provider(&"t".into(), Arc::new(empty), &mut buf)
-            .is_err()
-    );
-    let elsewhere = context();
-    let tagged = |payload: &[u8]| {
-        let mut bytes = datafusion_clip::formats::codec::TAG.to_vec();
-        bytes.extend_from_slice(payload);
-        bytes
-    };
-    let err = ClipPhysicalCodec::default()
-        .try_decode(
-            &tagged(b"J{\"NotAScan\":{}}"),
-            &[],
-            &elsewhere.task_ctx(),
-            &datafusion_proto::physical_plan::DefaultPhysicalProtoConverter {},
-        )
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("cannot decode an image table scan"), "{err}");
-    // A truncated in-memory table says so instead of panicking.
-    let err = ClipLogicalCodec::default()
-        .try_decode_table_provider(
-            &tagged(b"M\x02\0\0\0\x10"),
-            &"t".into(),
-            schema,
-            &elsewhere.task_ctx(),
-        )
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("truncated"), "{err}");
 }
 
 /// `plan` encoded with our logical codec, decoded in `elsewhere` and run

@@ -4,25 +4,25 @@
 //! models, the `clip-sql` binary, and image tables they write themselves;
 //! nothing here touches the network (`hub_download` runs a local stand-in).
 //!
-//! Tests that read or change process-wide state are in `process_wide/`.
+//! Tests that read or change process-wide state are in `process_wide/`;
+//! the model crate's own tests (fidelity of pixels, tokens and towers, the
+//! CUDA kernels on the CPU) in `crates/clip-model/tests/`; the library's
+//! unit tests beside its code. `tests/README.md` lists them all.
 
 #[path = "../common.rs"]
 mod common;
 
+mod architecture;
 mod ballista;
-mod batching;
 mod benchmark_files;
 mod cifar;
 mod cli;
 mod codec;
-mod cuda_kernels_on_cpu;
 mod ensemble;
-mod fidelity_models;
-mod fidelity_preprocess;
-mod fidelity_tokenizer;
+mod fidelity_zero_shot;
 mod hub_download;
 mod imagefolder;
-mod model_reference;
+mod one_sql_runner;
 mod query_cancel;
 mod readme_sql;
 mod reliability;

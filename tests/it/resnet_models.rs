@@ -3,7 +3,8 @@
 //! here from a local Hugging Face cache holding random-weight checkpoints of
 //! the published embedding widths (small stems and stages, to keep the test
 //! fast; the layer counts and widths are read from each checkpoint's config).
-//! Fidelity against open_clip is `tests/fidelity_models.rs`.
+//! Fidelity against open_clip is the model crate's
+//! `tests/model/fidelity_models.rs`.
 
 use crate::common;
 

@@ -13,9 +13,9 @@ use ballista_executor::execution_engine::{DefaultExecutionEngine, ExecutionEngin
 use datafusion::execution::SessionStateBuilder;
 use datafusion::physical_plan::{ExecutionPlan, collect, displayable};
 use datafusion::prelude::SessionConfig;
-use datafusion_clip::distributed::executor::ClipExecutionEngine;
-use datafusion_clip::distributed::job_cancel::CancelJobOnDropExec;
-use datafusion_clip::distributed::{cluster_session, standalone_context};
+use datafusion_clip::distributed::{
+    CancelJobOnDropExec, ClipExecutionEngine, cluster_state, physical_codec, standalone_context,
+};
 use datafusion_proto::bytes::{
     physical_plan_from_bytes_with_extension_codec, physical_plan_to_bytes_with_extension_codec,
 };
@@ -73,7 +73,7 @@ async fn a_query_its_client_drops_is_cancelled_on_the_cluster() {
         .with_config(datafusion_clip::session_config())
         .build();
     let ctx = standalone_context(state, 1).await.unwrap();
-    let (_dir, model, worker) = own_model(31);
+    let (_dir, model, worker) = own_model(31).await;
     register_images_as(&ctx, "imgs_on_cluster", 600);
     query(&ctx, "SET clip.batch_size = 1").await.unwrap();
     let sql = format!("SELECT clip_embed_image('{model}', image) AS e FROM imgs_on_cluster");
@@ -93,7 +93,7 @@ async fn a_query_its_client_drops_is_cancelled_on_the_cluster() {
 
 /// Start `sql` on the cluster and drop its stream once the executor is at
 /// work: the job must end cancelled, before all of its 600 passes.
-async fn drop_mid_run_and_expect_cancelled(ctx: &SessionContext, sql: &str, worker: &ModelWorker) {
+async fn drop_mid_run_and_expect_cancelled(ctx: &SessionContext, sql: &str, worker: &ModelThread) {
     let plan = physical_plan_of(ctx, sql).await;
     let root = cluster_query(&plan);
     let start = worker.image_passes();
@@ -143,7 +143,7 @@ async fn passes_after_cancelling(
     stage: Arc<dyn ExecutionPlan>,
     work: &str,
     task_ctx: Arc<datafusion::execution::TaskContext>,
-    worker: &ModelWorker,
+    worker: &ModelThread,
 ) -> (usize, usize) {
     let exec = engine
         .create_query_stage_exec(
@@ -179,15 +179,14 @@ async fn passes_after_cancelling(
 async fn a_task_the_scheduler_cancels_stops_its_clip_work() {
     let _serial = ONE_AT_A_TIME.lock().await;
     // The scheduler plans in a session without the local rewrite.
-    let scheduler_side = SessionContext::new_with_state(
-        cluster_session::cluster_state(SessionConfig::new()).unwrap(),
-    );
+    let scheduler_side =
+        SessionContext::new_with_state(cluster_state(SessionConfig::new()).unwrap());
     let total = 400;
     register_images_as(&scheduler_side, "imgs_of_a_stage", total);
     query(&scheduler_side, "SET clip.batch_size = 1")
         .await
         .unwrap();
-    let (_dir, model, worker) = own_model(32);
+    let (_dir, model, worker) = own_model(32).await;
     let plan = physical_plan_of(
         &scheduler_side,
         &format!("SELECT clip_embed_image('{model}', image) AS e FROM imgs_of_a_stage"),
@@ -202,7 +201,7 @@ async fn a_task_the_scheduler_cancels_stops_its_clip_work() {
     let work = work_dir.path().display().to_string();
     let stage: Arc<dyn ExecutionPlan> =
         Arc::new(ShuffleWriterExec::try_new(JobId::new("job"), 1, plan, work.clone()).unwrap());
-    let codec = cluster_session::physical_codec();
+    let codec = physical_codec();
     let bytes = physical_plan_to_bytes_with_extension_codec(stage, codec.as_ref()).unwrap();
     let task_ctx = scheduler_side.task_ctx();
     let arrive = || {

@@ -14,16 +14,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clip_model::ClipConfig;
-use clip_model::checkpoint::{ModelRef, write_random_model};
+use clip_model::checkpoint::write_random_model;
 use common::*;
 use datafusion::arrow::array::{BinaryArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
-use datafusion_clip::ClipOptions;
-use datafusion_clip::engine::model_cache::load_count;
-use datafusion_clip::engine::worker::ModelWorker;
-use datafusion_clip::engine::{cancel_running_work, get_or_load, progress};
+use datafusion_clip::{cancel_running_work, loaded_models, model_loads, progress};
 use tokio::sync::Mutex;
 
 /// The tests below must not overlap: each reads global counters.
@@ -57,7 +54,7 @@ async fn concurrent_queries_share_one_load_and_agree() {
     let dir = tempfile::tempdir().unwrap();
     write_random_model(dir.path(), &ClipConfig::tiny(), 7).unwrap();
     let model = dir.path().display().to_string();
-    let loads_before = load_count();
+    let loads_before = model_loads();
 
     let mut tasks = Vec::new();
     for q in 0..8 {
@@ -81,7 +78,11 @@ async fn concurrent_queries_share_one_load_and_agree() {
     for t in tasks {
         answers.push(t.await.unwrap());
     }
-    assert_eq!(load_count() - loads_before, 1, "one load for eight queries");
+    assert_eq!(
+        model_loads() - loads_before,
+        1,
+        "one load for eight queries"
+    );
     assert!(
         answers.iter().all(|a| a == &answers[0]),
         "every query gets the same predictions"
@@ -134,14 +135,46 @@ async fn cancelling_stops_work_in_progress_and_the_model_stays_usable() {
     assert_eq!(table_rows(&text)[0][0], total.to_string());
 }
 
+/// A model loaded in this process, watched through the library's
+/// `loaded_models()`: what its thread has done so far.
+struct ModelThread {
+    name: String,
+}
+
+impl ModelThread {
+    fn status(&self) -> datafusion_clip::LoadedModelStatus {
+        loaded_models()
+            .into_iter()
+            .find(|m| m.model == self.name)
+            .unwrap_or_else(|| panic!("{} is not loaded", self.name))
+    }
+
+    /// Image forward passes it has run.
+    fn image_passes(&self) -> usize {
+        self.status().image_passes
+    }
+
+    /// Calls encoding images with it right now.
+    fn image_callers(&self) -> usize {
+        self.status().image_calls_in_progress
+    }
+}
+
 /// A tiny model of its own (so its passes can be counted apart from any
 /// other query's), loaded, and the thread it runs on.
-fn own_model(seed: u64) -> (tempfile::TempDir, String, Arc<ModelWorker>) {
+async fn own_model(seed: u64) -> (tempfile::TempDir, String, ModelThread) {
     let dir = tempfile::tempdir().unwrap();
     write_random_model(dir.path(), &ClipConfig::tiny(), seed).unwrap();
     let name = dir.path().display().to_string();
-    let loaded = get_or_load(&ModelRef::parse(&name).unwrap(), &ClipOptions::default()).unwrap();
-    (dir, name, Arc::clone(&loaded.worker))
+    query(
+        &context(),
+        &format!("SELECT clip_embed_text('{name}', 'load')"),
+    )
+    .await
+    .unwrap();
+    let thread = ModelThread { name: name.clone() };
+    assert_eq!(thread.image_passes(), 0, "a model of its own");
+    (dir, name, thread)
 }
 
 /// Wait (polling, without sleeping) until `done`, failing after a minute.
@@ -164,8 +197,8 @@ async fn dropping_one_query_leaves_the_other(ctx_a: SessionContext, ctx_b: Sessi
     for ctx in [&ctx_a, &ctx_b] {
         query(ctx, "SET clip.batch_size = 1").await.unwrap();
     }
-    let (_dir_a, model_a, worker_a) = own_model(21);
-    let (_dir_b, model_b, worker_b) = own_model(22);
+    let (_dir_a, model_a, worker_a) = own_model(21).await;
+    let (_dir_b, model_b, worker_b) = own_model(22).await;
     let sql_a = format!("SELECT clip_embed_image('{model_a}', image) AS e FROM imgs_a");
     let sql_b = format!(
         "SELECT clip_zero_shot('{model_b}', image, ['cat', 'dog', 'bird'])['label'] AS l FROM imgs_b"

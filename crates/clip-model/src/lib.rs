@@ -27,7 +27,9 @@
 //! Modules, by what a reader looks for:
 //! - [`registry`]: the published models and their facts (names, shapes,
 //!   weights, parameter counts); [`config`]: an architecture's numbers.
-//! - [`towers`]: the ViT, ResNet and text towers; [`ClipModel`] joins them.
+//! - [`towers`]: the ViT, ResNet and text towers; [`ClipModel`] joins them;
+//!   [`embed`]: from a batch of crops or prompts to unit-length embeddings
+//!   on the host.
 //! - [`checkpoint`]: finding, fetching and reading weights in Hugging Face's
 //!   and open_clip's layouts, and writing random ones for tests.
 //! - [`image`]: decode, PIL-exact resize, crop, normalise; [`text`]: the BPE
@@ -42,6 +44,7 @@
 pub mod checkpoint;
 pub mod clip;
 pub mod config;
+pub mod embed;
 pub mod error;
 pub mod image;
 pub mod ops;

@@ -7,18 +7,12 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
 
 mod commands;
 
 use clap::{Parser, Subcommand};
-use clip_sql::sql_params;
-use datafusion::config::ConfigOptions;
-use datafusion::error::Result;
-use datafusion_cli::print_format::PrintFormat;
-use datafusion_cli::print_options::MaxRows;
-use datafusion_clip::ClipOptions;
+use clip_sql::session_options::base_options;
 
 #[cfg(feature = "ballista")]
 use commands::cluster;
@@ -34,45 +28,13 @@ use commands::{bench, report, shell, suite};
         On a Ballista cluster: clip-sql --ballista df://scheduler:50050 -f ...",
     args_conflicts_with_subcommands = true
 )]
-pub(crate) struct Args {
+struct Args {
     #[command(subcommand)]
-    pub(crate) subcommand: Option<Command>,
+    subcommand: Option<Command>,
 
-    /// Execute the given SQL statement(s), then exit.
-    #[arg(short = 'c', long, num_args = 0.., value_parser = parse_command)]
-    pub(crate) command: Vec<String>,
-
-    /// Execute the statements of the given file(s), then exit.
-    #[arg(short, long, num_args = 0.., value_parser = parse_file)]
-    pub(crate) file: Vec<String>,
-
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = PrintFormat::Automatic)]
-    pub(crate) format: PrintFormat,
-
-    /// Print only results: no timing lines, no progress.
-    #[arg(short, long)]
-    pub(crate) quiet: bool,
-
-    /// Rows to show for the table format ("inf" for all).
-    #[arg(long, default_value = "40")]
-    pub(crate) maxrows: MaxRows,
-
-    /// Syntax highlighting in the shell.
-    #[arg(long)]
-    pub(crate) color: bool,
-
-    /// A value for the `${name}` (or `${name:-default}`) placeholders of the
-    /// -f files and -c statements, e.g. --param data=/mnt/cifar (repeatable).
-    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = sql_params::parse_param)]
-    pub(crate) params: Vec<(String, String)>,
-
-    /// Run queries on a Ballista cluster: df://HOST[:PORT] (a `clip-sql
-    /// scheduler`), or `standalone` for a scheduler and executor started in
-    /// this process.
-    #[cfg(feature = "ballista")]
-    #[arg(long, value_name = "df://HOST:PORT")]
-    pub(crate) ballista: Option<String>,
+    /// The shell's flags (no subcommand).
+    #[command(flatten)]
+    shell: shell::ShellArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -94,22 +56,6 @@ enum Command {
     /// Run a Ballista executor with the CLIP functions on its own device.
     #[cfg(feature = "ballista")]
     Executor(cluster::ExecutorArgs),
-}
-
-fn parse_command(command: &str) -> std::result::Result<String, String> {
-    if command.trim().is_empty() {
-        Err("-c needs a non-empty SQL statement".to_string())
-    } else {
-        Ok(command.to_string())
-    }
-}
-
-fn parse_file(file: &str) -> std::result::Result<String, String> {
-    if Path::new(file).is_file() {
-        Ok(file.to_string())
-    } else {
-        Err(format!("no such SQL file: '{file}'"))
-    }
 }
 
 fn main() -> ExitCode {
@@ -135,7 +81,7 @@ fn main() -> ExitCode {
         Some(Command::Scheduler(args)) => runtime.block_on(cluster::scheduler(args)),
         #[cfg(feature = "ballista")]
         Some(Command::Executor(args)) => runtime.block_on(cluster::executor(args)),
-        None => runtime.block_on(shell::run(args)),
+        None => runtime.block_on(shell::run(args.shell)),
     };
     // Work a dropped statement left behind (a read still blocked on its
     // file or network after Ctrl-C) must not keep the process from exiting,
@@ -162,14 +108,4 @@ fn init_logging() {
             writeln!(out, "{level}: {}", record.args())
         })
         .init();
-}
-
-/// The settings every session starts from: DataFusion's from the
-/// environment, plus `clip.*`.
-pub(crate) fn base_options() -> Result<ConfigOptions> {
-    let mut options = ConfigOptions::from_env()?;
-    // As datafusion-cli: show NULL as NULL rather than as an empty cell.
-    options.format.null = "NULL".to_string();
-    options.extensions.insert(ClipOptions::default());
-    Ok(options)
 }

@@ -20,14 +20,25 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Data flows one way: a table scan of [`formats`] produces image bytes; a
-//! SQL function of [`functions`] (one file per function, named as in SQL)
-//! reads them from Arrow and calls the [`engine`], which decodes, batches
-//! work for models loaded once per process and runs them on their own
-//! threads; the model itself is the `clip-model` crate, tensors only; the
-//! function writes the result column. [`config`] holds the `clip.*`
-//! settings every layer reads; [`query_cancel`] rewrites plans that call a
-//! model so that a dropped query stops its own work.
+//! Data flows one way: a table scan of one of the [`table_formats`]
+//! produces image bytes; a SQL function (one file per function under
+//! `functions/`, named as in SQL) reads them from Arrow and calls the
+//! engine (`engine/`), which decodes, batches work for models loaded once
+//! per process and runs them on their own threads; the model itself is the
+//! `clip-model` crate, tensors only; the function writes the result column.
+//! [`ClipOptions`] holds the `clip.*` settings every layer reads;
+//! [`CancelDroppedQueries`] rewrites plans that call a model so that a
+//! dropped query stops its own work; [`ClipLogicalCodec`] and
+//! [`ClipPhysicalCodec`] let plans that scan our tables travel between
+//! processes.
+//!
+//! What is public is what a service or a binding needs, all of it here at
+//! the crate root (and [`distributed`] with the `ballista` feature): the
+//! lists of what [`register`] installs, for hosts that install things one
+//! by one ([`scalar_functions`], [`aggregate_functions`],
+//! [`table_functions`], [`table_formats`]); the codecs; the process-wide
+//! controls and readings of CLIP work ([`cancel_running_work`],
+//! [`progress()`], [`loaded_models`], [`stage_times`]).
 //!
 //! Default features build only that. `cloud` adds s3://, gs:// and az://
 //! locations, `ballista` the [`distributed`] module, `cuda` the GPU.
@@ -36,73 +47,28 @@
 // may unwrap; code that ships may not.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-pub mod config;
+mod codec;
+mod config;
 #[cfg(feature = "ballista")]
 pub mod distributed;
-pub mod engine;
-pub mod error;
-pub mod formats;
-pub mod functions;
-pub mod query_cancel;
+mod engine;
+mod error;
+mod formats;
+mod functions;
+mod query_cancel;
+mod session;
 
-use std::sync::Arc;
-
-use datafusion::error::Result;
-use datafusion::execution::SessionStateBuilder;
-use datafusion::prelude::{SessionConfig, SessionContext};
-
-pub use config::ClipOptions;
+pub use codec::{ClipLogicalCodec, ClipPhysicalCodec};
+pub use config::{ClipOptions, DeviceSetting, DtypeSetting, OnErrorSetting};
+pub use engine::progress::{Progress, progress, spawn_progress_reporter};
+pub use engine::{
+    EngineError, LoadedModelStatus, StageTimes, cancel_running_work, device_name, loaded_models,
+    model_loads, select_device, select_dtype, stage_times,
+};
 pub use error::ClipError;
+pub use formats::{TableFormat, ensure_object_store, is_image_format, table_formats};
+pub use functions::{TableFunction, aggregate_functions, scalar_functions, table_functions};
+pub use query_cancel::CancelDroppedQueries;
+pub use session::{register, session_config};
 // The model layer, for services that use it directly.
 pub use clip_model;
-
-/// Add the CLIP functions, `clip_models()`, the `IMAGEFOLDER`, `WEBDATASET` and `CIFAR` table formats
-/// and the `clip.*` settings to `ctx`. Settings already present (for
-/// example from [`session_config`]) are kept. Also appends the physical
-/// optimizer rule of [`query_cancel`], so that dropping a query stops its
-/// CLIP work.
-pub fn register(ctx: &SessionContext) -> Result<()> {
-    register_functions_and_formats(ctx)?;
-    install_query_cancel(ctx);
-    Ok(())
-}
-
-/// [`register`] without the plan rewrite of [`query_cancel`]: for a
-/// Ballista scheduler, whose plans travel to executors as DataFusion's and
-/// our scans' encodings only.
-pub(crate) fn register_functions_and_formats(ctx: &SessionContext) -> Result<()> {
-    let options = {
-        let state = ctx.state_ref();
-        let mut state = state.write();
-        let extensions = &mut state.config_mut().options_mut().extensions;
-        if extensions.get::<ClipOptions>().is_none() {
-            extensions.insert(ClipOptions::default());
-        }
-        ClipOptions::from_config(state.config().options())
-    };
-    functions::register_functions(ctx, &options);
-    formats::register_table_formats(ctx);
-    Ok(())
-}
-
-/// Append [`query_cancel::CancelDroppedQueries`] to `ctx`'s physical
-/// optimizer rules, once.
-fn install_query_cancel(ctx: &SessionContext) {
-    let state = ctx.state_ref();
-    let mut state = state.write();
-    let installed = state
-        .physical_optimizers()
-        .iter()
-        .any(|rule| rule.name() == query_cancel::CancelDroppedQueries::NAME);
-    if !installed {
-        *state = SessionStateBuilder::new_from_existing(state.clone())
-            .with_physical_optimizer_rule(Arc::new(query_cancel::CancelDroppedQueries))
-            .build();
-    }
-}
-
-/// A `SessionConfig` carrying the `clip.*` settings with their defaults,
-/// for services that build their own context.
-pub fn session_config() -> SessionConfig {
-    SessionConfig::new().with_option_extension(ClipOptions::default())
-}

@@ -63,7 +63,7 @@ __all__ = [
 ]
 
 #: The ``clip.*`` settings, as keyword arguments of :func:`register` and
-#: :func:`session_config` (see the README's Settings table).
+#: :func:`session_config` (see the Settings table, docs/settings.md).
 SETTINGS: tuple[str, ...] = tuple(_native.SETTINGS)
 
 
@@ -150,7 +150,8 @@ def register(
         ctx.register_udf(datafusion.udf(function))
     for function in _native.aggregate_functions():
         ctx.register_udaf(datafusion.udaf(function))
-    ctx.register_udtf(datafusion.TableFunction("clip_models", _native.clip_models(), ctx))
+    for function in _native.table_functions():
+        ctx.register_udtf(datafusion.TableFunction(function.name, function, ctx))
     for factory in _native.table_factories():
         ctx.register_table_factory(factory.format, factory)
     for key, value in values.items():

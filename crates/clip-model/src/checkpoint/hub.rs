@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use hf_hub::{Cache, Repo};
 
 use super::layout::{FILE_SETS, FileSet, choose_file_set, expected_files};
+use super::model_files::{ModelFiles, read_config};
 use super::model_ref::{ModelRef, ModelSource};
-use super::{ModelFiles, read_config};
 use crate::config::ClipConfig;
 use crate::error::ModelError;
 use crate::registry::KnownModel;

@@ -14,70 +14,26 @@
 pub mod hf;
 pub mod hub;
 pub mod layout;
+pub mod model_files;
 pub mod model_ref;
 pub mod open_clip;
 pub mod random;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
 pub use hub::{HubOptions, fetch_config, fetch_files, is_cached};
 pub use layout::{FileSet, Layout, WeightsFormat};
+pub use model_files::{ModelFiles, read_config};
 pub use model_ref::{ModelRef, ModelSource};
 pub use random::write_random_model;
 
 use crate::clip::ClipModel;
 use crate::config::ClipConfig;
 use crate::error::{ModelError, without_backtrace};
-use layout::{choose_file_set, expected_files};
-
-/// The files of a model on local disk.
-#[derive(Debug, Clone)]
-pub struct ModelFiles {
-    pub config: PathBuf,
-    pub weights: PathBuf,
-    /// Which layout and format they are.
-    pub set: &'static FileSet,
-}
-
-impl ModelFiles {
-    /// The checkpoint in a local directory, in whichever layout it holds.
-    pub fn in_directory(dir: &Path) -> Result<ModelFiles, ModelError> {
-        let set = choose_file_set(|f| dir.join(f).is_file()).ok_or_else(|| {
-            ModelError::NoCheckpointInDirectory {
-                dir: dir.to_path_buf(),
-                expected: expected_files(),
-            }
-        })?;
-        Ok(ModelFiles {
-            config: dir.join(set.config),
-            weights: dir.join(set.weights),
-            set,
-        })
-    }
-}
-
-/// Parse and check a config file of the given layout.
-pub fn read_config(path: &Path, layout: Layout) -> Result<ClipConfig, ModelError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
-        action: "read",
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let config = match layout {
-        Layout::HuggingFace => hf::config_from_json(&text),
-        Layout::OpenClip => open_clip::config_from_json(&text),
-    };
-    config
-        .and_then(|config| config.validate().map(|()| config))
-        .map_err(|source| ModelError::Config {
-            path: path.to_path_buf(),
-            source,
-        })
-}
 
 /// Read the weights into a model on `device` in `dtype`.
 pub fn load_model(

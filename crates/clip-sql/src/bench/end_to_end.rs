@@ -10,7 +10,7 @@ use datafusion::prelude::SessionContext;
 
 use clip_model::Preprocessor;
 use clip_model::image::IMAGE_EXTENSIONS;
-use datafusion_clip::engine::stage_clock::stage_times;
+use datafusion_clip::stage_times;
 
 use super::error::BenchError;
 

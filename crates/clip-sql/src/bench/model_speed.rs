@@ -165,7 +165,7 @@ pub fn measure_model(
         .map(|peak| peak.saturating_sub(device_before.unwrap_or(0)));
     Ok(ModelSpeed {
         model: name.to_string(),
-        device: datafusion_clip::engine::device::device_name(device),
+        device: datafusion_clip::device_name(device),
         dtype: format!("{dtype:?}").to_lowercase(),
         image_size: size,
         load_s,

@@ -9,8 +9,8 @@ use clip_model::checkpoint::write_random_model;
 use clip_model::find_known;
 use clip_model::registry::known_names;
 
-use super::BenchError;
-use crate::file_name::file_name_part;
+use super::error::BenchError;
+use crate::files::file_name_part;
 
 /// A directory holding a random model shaped like the registry model
 /// `name`, under `cache`; written on first use (in the layout the real

@@ -8,7 +8,7 @@ use datafusion::config::ExtensionOptions;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_clip::ClipOptions;
-use datafusion_clip::engine::device::{device_name, select_device, select_dtype};
+use datafusion_clip::{device_name, select_device, select_dtype};
 
 use super::suite::parse_pair;
 

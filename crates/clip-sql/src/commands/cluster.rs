@@ -10,9 +10,9 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use datafusion_clip::config::DeviceSetting;
-use datafusion_clip::distributed::executor::{ExecutorOptions, run_executor};
-use datafusion_clip::distributed::scheduler::{SchedulerOptions, run_scheduler};
+use datafusion_clip::DeviceSetting;
+use datafusion_clip::distributed::{ExecutorOptions, run_executor};
+use datafusion_clip::distributed::{SchedulerOptions, run_scheduler};
 use datafusion_clip::distributed::{remote_context, standalone_context};
 
 use super::interrupts::Interrupts;
@@ -153,9 +153,7 @@ pub fn cancel_jobs_on_interrupt() -> Result<()> {
         // A statement that has just started submits its job and has it
         // named by the scheduler within 50 ms; a second covers a busy one.
         let cancelling = async {
-            let jobs = datafusion_clip::distributed::job_cancel::cancel_running_jobs(
-                Duration::from_secs(1),
-            );
+            let jobs = datafusion_clip::distributed::cancel_running_jobs(Duration::from_secs(1));
             match tokio::time::timeout(Duration::from_secs(10), jobs).await {
                 Ok((cancelled, failed)) => {
                     for job in cancelled {

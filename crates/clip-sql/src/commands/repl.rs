@@ -1,7 +1,7 @@
 //! The interactive shell: datafusion-cli's line editor, helper (completion,
 //! hints, highlighting, multi-line input) and backslash commands, around
 //! our own loop so that every statement runs through
-//! `clip_sql::statements::run_sql` (image-table DDL with `OPTIONS`).
+//! `clip_sql::sql_runner`, as `-f` files and the suite's do.
 //!
 //! Ctrl-C drops the statement that is running and stops its CLIP work at
 //! the next forward pass; the prompt comes back at once.
@@ -14,7 +14,7 @@ use rustyline::Editor;
 use rustyline::error::ReadlineError;
 
 use super::interrupts::Interrupts;
-use clip_sql::statements::run_sql;
+use clip_sql::sql_runner::print_script;
 
 /// Where the REPL keeps its history, as datafusion-cli does: the current
 /// directory.
@@ -68,7 +68,7 @@ pub async fn run_repl(
                 editor.add_history_entry(line.trim_end())?;
                 interrupts.forget_earlier();
                 tokio::select! {
-                    result = run_sql(ctx, &line, print_options) => {
+                    result = print_script(ctx, &line, print_options) => {
                         if let Err(e) = result {
                             eprintln!("{e}");
                         }
@@ -79,7 +79,7 @@ pub async fn run_repl(
                         // shell runs one statement at a time, so the
                         // process-wide stop also catches calls that rewrite
                         // cannot mark, and stops nobody else's work.
-                        datafusion_clip::engine::cancel_running_work();
+                        datafusion_clip::cancel_running_work();
                         println!("^C");
                     }
                 }

@@ -3,14 +3,14 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use clip_sql::catalogue::read_catalogue;
 use clip_sql::report::{ReportInputs, build_report, saved_models};
-use clip_sql::suite::catalogue::read_catalogue;
 use clip_sql::suite::{context_factory, read_model_sources, read_settings};
 use datafusion::error::Result;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::SessionConfig;
 
-use crate::base_options;
+use clip_sql::session_options::base_options;
 
 /// Rebuild every table, chart, CLIP_benchmark JSON file and report.html
 /// from a suite's saved predictions.

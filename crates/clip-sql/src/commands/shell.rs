@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,19 +14,77 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_cli::catalog::DynamicObjectStoreCatalog;
 use datafusion_cli::object_storage::instrumented::InstrumentedObjectStoreRegistry;
-use datafusion_cli::print_options::PrintOptions;
+use datafusion_cli::print_format::PrintFormat;
+use datafusion_cli::print_options::{MaxRows, PrintOptions};
 
 #[cfg(feature = "ballista")]
 use super::cluster;
 use super::repl;
-use crate::{Args, base_options};
-use clip_sql::statements::run_sql;
+use clip_sql::session_options::base_options;
+use clip_sql::sql_runner::print_script;
+
+/// The shell's flags: what runs (`-c`, `-f`, else the REPL), how results
+/// print, and where (in this process or on a cluster).
+#[derive(Debug, clap::Args)]
+pub(crate) struct ShellArgs {
+    /// Execute the given SQL statement(s), then exit.
+    #[arg(short = 'c', long, num_args = 0.., value_parser = parse_command)]
+    pub(crate) command: Vec<String>,
+
+    /// Execute the statements of the given file(s), then exit.
+    #[arg(short, long, num_args = 0.., value_parser = parse_file)]
+    pub(crate) file: Vec<String>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = PrintFormat::Automatic)]
+    pub(crate) format: PrintFormat,
+
+    /// Print only results: no timing lines, no progress.
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+
+    /// Rows to show for the table format ("inf" for all).
+    #[arg(long, default_value = "40")]
+    pub(crate) maxrows: MaxRows,
+
+    /// Syntax highlighting in the shell.
+    #[arg(long)]
+    pub(crate) color: bool,
+
+    /// A value for the `${name}` (or `${name:-default}`) placeholders of the
+    /// -f files and -c statements, e.g. --param data=/mnt/cifar (repeatable).
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = sql_params::parse_param)]
+    pub(crate) params: Vec<(String, String)>,
+
+    /// Run queries on a Ballista cluster: df://HOST[:PORT] (a `clip-sql
+    /// scheduler`), or `standalone` for a scheduler and executor started in
+    /// this process.
+    #[cfg(feature = "ballista")]
+    #[arg(long, value_name = "df://HOST:PORT")]
+    pub(crate) ballista: Option<String>,
+}
+
+fn parse_command(command: &str) -> std::result::Result<String, String> {
+    if command.trim().is_empty() {
+        Err("-c needs a non-empty SQL statement".to_string())
+    } else {
+        Ok(command.to_string())
+    }
+}
+
+fn parse_file(file: &str) -> std::result::Result<String, String> {
+    if Path::new(file).is_file() {
+        Ok(file.to_string())
+    } else {
+        Err(format!("no such SQL file: '{file}'"))
+    }
+}
 
 /// The interactive/-f/-c session: in this process, or a client of a
 /// Ballista cluster.
 #[cfg_attr(not(feature = "ballista"), allow(unused_variables))]
 async fn session(
-    args: &Args,
+    args: &ShellArgs,
     config: SessionConfig,
     runtime_env: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
 ) -> Result<SessionContext> {
@@ -36,7 +95,7 @@ async fn session(
     Ok(SessionContext::new_with_config_rt(config, runtime_env))
 }
 
-pub(crate) async fn run(args: Args) -> Result<()> {
+pub(crate) async fn run(args: ShellArgs) -> Result<()> {
     let config = SessionConfig::from(base_options()?).with_information_schema(true);
 
     // datafusion-cli's print options report object-store activity through
@@ -55,7 +114,7 @@ pub(crate) async fn run(args: Args) -> Result<()> {
     datafusion_clip::register(&ctx)?;
 
     if !args.quiet && std::io::stderr().is_terminal() {
-        datafusion_clip::engine::progress::spawn_stderr_reporter(Duration::from_millis(250));
+        datafusion_clip::spawn_progress_reporter(Duration::from_millis(250));
     }
 
     let mut print_options = PrintOptions {
@@ -114,12 +173,12 @@ pub(crate) async fn run(args: Args) -> Result<()> {
             // A file runs as one script that stops at its first failing
             // statement, so a broken benchmark exits non-zero instead of
             // printing an error and carrying on (datafusion-cli's `-f`).
-            run_sql(&ctx, &script, &print_options)
+            print_script(&ctx, &script, &print_options)
                 .await
                 .map_err(|e| DataFusionError::Execution(format!("{file}: {e}")))?;
         }
         for command in commands {
-            run_sql(&ctx, &command, &print_options).await?;
+            print_script(&ctx, &command, &print_options).await?;
         }
         Ok(())
     }

@@ -17,7 +17,7 @@ use datafusion::prelude::SessionConfig;
 
 #[cfg(feature = "ballista")]
 use super::cluster;
-use crate::base_options;
+use clip_sql::session_options::base_options;
 
 /// Run the benchmark files for several models and write the article's report.
 #[derive(Debug, Args)]
@@ -176,7 +176,7 @@ pub(crate) async fn run_suite(args: SuiteArgs) -> Result<()> {
     let config = SessionConfig::from(options);
     let runtime_env = RuntimeEnvBuilder::new().build_arc()?;
     if !args.quiet && std::io::stderr().is_terminal() {
-        datafusion_clip::engine::progress::spawn_stderr_reporter(Duration::from_millis(250));
+        datafusion_clip::spawn_progress_reporter(Duration::from_millis(250));
     }
     #[allow(unused_mut)]
     let mut sessions = SuiteSessions::local(config.clone(), runtime_env.clone());

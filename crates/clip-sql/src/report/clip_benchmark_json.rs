@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::file_name::file_name_part;
+use crate::files::file_name_part;
 use clip_model::find_known;
 
 /// One (model, dataset) result: its task and metrics as CLIP_benchmark

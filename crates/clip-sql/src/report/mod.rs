@@ -21,6 +21,7 @@
 
 pub mod charts;
 pub mod clip_benchmark_json;
+pub mod contents;
 pub mod page;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,44 +37,13 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use datafusion_clip::clip_model;
 
+use crate::catalogue::Dataset;
+use crate::files::io_error;
 use crate::sql_params;
-use crate::suite::catalogue::Dataset;
-use crate::suite::sql_script::{run_statement, split_statements};
+use crate::sql_runner::{run_statement, split_script};
 use charts::{GroupedBars, Scatter, ScatterPoint};
 use clip_benchmark_json::Metrics;
-
-/// What a report is built from.
-#[derive(Debug, Clone)]
-pub struct ReportInputs {
-    /// The results directory: `predictions/`, `probabilities/` in; the
-    /// rest out.
-    pub results: PathBuf,
-    /// `sql/benchmarks`: `report.sql`, `report_efficiency.sql`, `datasets.csv`.
-    pub benchmarks: PathBuf,
-    /// `sql/data`: published figures, regions.
-    pub sqldata: PathBuf,
-    /// `model=weight,...` (`None`: the article's ensemble).
-    pub ensemble: Option<String>,
-    /// A folder holding `clip-sql bench`'s `efficiency.csv`.
-    pub efficiency: Option<PathBuf>,
-    /// The models, in the order tables and charts show them.
-    pub models: Vec<String>,
-    /// Where labelled models load from (label -> source), for their sizes.
-    pub sources: BTreeMap<String, String>,
-    pub catalogue: Vec<Dataset>,
-    /// What ran, shown at the top of the page (name, value).
-    pub settings: Vec<(String, String)>,
-}
-
-/// One table of the report: its heading, the SQL that made it, its rows.
-#[derive(Debug, Clone)]
-pub struct ReportTable {
-    /// File stem under `tables/` (`accuracy`), or the query's own name.
-    pub name: String,
-    pub heading: String,
-    pub sql: String,
-    pub batches: Vec<RecordBatch>,
-}
+pub use contents::{ReportInputs, ReportTable, model_label};
 
 /// What the report wrote.
 #[derive(Debug)]
@@ -244,10 +214,6 @@ fn path_text(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
-fn io_error(path: &Path, e: std::io::Error) -> DataFusionError {
-    DataFusionError::Execution(format!("{}: {e}", path.display()))
-}
-
 /// Fail unless `dir` (an `--efficiency` folder) holds `clip-sql bench`'s
 /// efficiency.csv.
 pub fn check_efficiency_dir(dir: &Path) -> Result<()> {
@@ -258,19 +224,6 @@ pub fn check_efficiency_dir(dir: &Path) -> Result<()> {
         "--efficiency {}: no efficiency.csv there (clip-sql bench --output <dir> writes it)",
         dir.display()
     )))
-}
-
-/// How a model is shown in legends and headers: a registry name as it is,
-/// a local directory by its last component.
-pub fn model_label(model: &str) -> String {
-    let path = Path::new(model.trim_end_matches('/'));
-    if clip_model::find_known(model).is_none()
-        && path.is_dir()
-        && let Some(name) = path.file_name()
-    {
-        return name.to_string_lossy().into_owned();
-    }
-    model.to_string()
 }
 
 /// Family and parameter count of a model of the run: from the registry,
@@ -371,18 +324,18 @@ async fn run_sql_file(
     let mut tables = Vec::new();
     let mut heading = String::new();
     let mut created: BTreeMap<String, String> = BTreeMap::new();
-    for statement in split_statements(&script) {
+    let in_file =
+        |e: DataFusionError| DataFusionError::Execution(format!("{}: {e}", path.display()));
+    for statement in split_script(ctx, &script).map_err(in_file)? {
         if !statement.comment.is_empty() {
             heading = statement.comment.clone();
         }
-        let batches = run_statement(ctx, &statement.sql)
-            .await
-            .map_err(|e| DataFusionError::Execution(format!("{}: {e}", path.display())))?;
-        let words: Vec<&str> = statement.sql.split_whitespace().collect();
-        if let ["CREATE", "TABLE", name, ..] = words.as_slice() {
-            created.insert(name.to_string(), statement.sql.clone());
+        let batches = run_statement(ctx, &statement).await.map_err(in_file)?;
+        if let Some(name) = statement.created_table() {
+            created.insert(name, statement.sql.clone());
         }
         if statement.is_query() {
+            let words: Vec<&str> = statement.sql.split_whitespace().collect();
             let name = match words.as_slice() {
                 ["SELECT", "*", "FROM", name, ..] => name.trim_end_matches(';').to_string(),
                 _ => format!("query_{}", tables.len() + 1),

@@ -10,7 +10,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::common::{DataFusionError, Result};
 
-use super::{ReportInputs, ReportTable, model_label};
+use super::contents::{ReportInputs, ReportTable, model_label};
 
 const TITLE: &str = "CLIP zero-shot evaluation";
 

@@ -21,9 +21,8 @@
 //! reports it and fails at the end. Models and datasets are checked before
 //! anything runs.
 
-pub mod catalogue;
+pub mod options;
 pub mod run_conditions;
-pub mod sql_script;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -42,60 +41,14 @@ use datafusion::prelude::{SessionConfig, SessionContext, lit};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 
-use crate::file_name::file_name_part;
+use crate::catalogue::{self, Dataset};
+use crate::files::io_error;
 use crate::report::{ReportInputs, build_report};
 use crate::sql_params;
-use catalogue::Dataset;
+use crate::sql_runner::{run_statement, split_script};
+use options::limit_text;
+pub use options::{DEFAULT_MODELS, ExistingResults, SuiteOptions, model_file_name};
 use run_conditions::{RUNS_FOLDER, first_difference, read_record, remove_record, write_record};
-use sql_script::{run_statement, split_statements};
-
-/// The article's five models.
-pub const DEFAULT_MODELS: [&str; 5] = ["RN50", "RN101", "ViT-B/32", "ViT-L/14", "ViT-L/14@336px"];
-
-/// What to do with results already in the output directory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ExistingResults {
-    /// Stop before running anything (nothing a user has is overwritten).
-    #[default]
-    Refuse,
-    /// Keep the (model, dataset) predictions already there; run the rest.
-    Resume,
-    /// Run everything again, replacing what is there.
-    Overwrite,
-}
-
-/// What `clip-sql suite` was asked to do.
-#[derive(Debug, Clone)]
-pub struct SuiteOptions {
-    /// The models as results name them: a model's name, directory or
-    /// repository, or the label given as `--models label=source`.
-    pub models: Vec<String>,
-    /// Where each labelled model loads from (label -> source).
-    pub sources: BTreeMap<String, String>,
-    /// `None`: every dataset of the catalogue that has data.
-    pub datasets: Option<Vec<String>>,
-    /// Images per (model, dataset), for quick runs.
-    pub limit: Option<u64>,
-    /// Where a dataset's shards are, overriding the file's default.
-    pub data: BTreeMap<String, String>,
-    /// `model=weight,...` for the report's ensemble (`None`: the article's).
-    pub ensemble: Option<String>,
-    /// A folder with `clip-sql bench`'s efficiency.csv, for the report.
-    pub efficiency: Option<PathBuf>,
-    pub out: PathBuf,
-    /// `sql/benchmarks`: the benchmark files, `datasets.csv`, `report.sql`.
-    pub benchmarks: PathBuf,
-    /// `sql/data`: class names, templates, regions, published figures.
-    pub sqldata: PathBuf,
-    pub existing: ExistingResults,
-}
-
-impl SuiteOptions {
-    /// What `model` (a name in the results) loads from.
-    pub fn source_of<'a>(&'a self, model: &'a str) -> &'a str {
-        self.sources.get(model).map_or(model, String::as_str)
-    }
-}
 
 /// One (model, dataset) run.
 #[derive(Debug, Clone)]
@@ -125,20 +78,6 @@ pub struct SuiteReport {
     pub charts: Vec<PathBuf>,
     /// report.html and report.md.
     pub pages: Vec<PathBuf>,
-}
-
-/// A model's name in file names: `ViT-L/14@336px` -> `ViT-L-14@336px`; a
-/// local directory is its last component.
-pub fn model_file_name(model: &str) -> String {
-    let name = if Path::new(model).is_dir() {
-        Path::new(model.trim_end_matches('/'))
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| model.to_string())
-    } else {
-        model.trim_start_matches("hf:").to_string()
-    };
-    file_name_part(&name)
 }
 
 /// Builds a fresh session: the caller's settings and runtime (object
@@ -298,10 +237,6 @@ fn result_files(out: &Path, dataset: &Dataset, model: &str) -> Vec<PathBuf> {
         .iter()
         .map(|folder| result_file(out, folder, &dataset.slug, model))
         .collect()
-}
-
-fn io_error(path: &Path, e: std::io::Error) -> DataFusionError {
-    DataFusionError::Execution(format!("{}: {e}", path.display()))
 }
 
 /// Run the suite. Progress goes to stderr; the report's tables are printed
@@ -510,16 +445,16 @@ async fn run_benchmark(
     } else {
         format!("{}_predictions", dataset.slug)
     };
-    for statement in split_statements(&script) {
+    let in_file =
+        |e: DataFusionError| DataFusionError::Execution(format!("{}: {e}", path.display()));
+    for statement in split_script(&ctx, &script).map_err(in_file)? {
         // The file's own summaries are recomputed by the report; run what
         // builds the tables it saves.
         if statement.is_query() {
             continue;
         }
-        run_statement(&ctx, &statement.sql)
-            .await
-            .map_err(|e| DataFusionError::Execution(format!("{}: {e}", path.display())))?;
-        if statement.sql.contains(&format!("CREATE TABLE {last} ")) {
+        run_statement(&ctx, &statement).await.map_err(in_file)?;
+        if statement.created_table().as_deref() == Some(last.as_str()) {
             break;
         }
     }
@@ -723,13 +658,6 @@ pub fn read_model_sources(out: &Path) -> Result<BTreeMap<String, String>> {
     let text = std::fs::read_to_string(&path).map_err(|e| io_error(&path, e))?;
     serde_json::from_str(&text)
         .map_err(|e| DataFusionError::Execution(format!("{}: {e}", path.display())))
-}
-
-/// `--limit` as the report and the run records say it.
-fn limit_text(limit: Option<u64>) -> String {
-    limit.map_or("none (every test image)".to_string(), |l| {
-        format!("{l} images per run")
-    })
 }
 
 /// The values of the `clip.*` settings `names` in this suite's sessions.

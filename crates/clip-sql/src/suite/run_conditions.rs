@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 
 use datafusion::common::{DataFusionError, Result};
 
-use super::catalogue::Dataset;
-use super::{SuiteOptions, io_error, limit_text, model_file_name};
+use super::options::{SuiteOptions, limit_text, model_file_name};
+use crate::catalogue::Dataset;
+use crate::files::io_error;
 
 /// The folder of `<out>` the records go to.
 pub const RUNS_FOLDER: &str = "runs";
@@ -130,7 +131,7 @@ pub fn first_difference(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::suite::ExistingResults;
+    use crate::suite::options::ExistingResults;
 
     #[test]
     fn editing_a_datasets_templates_changes_its_conditions() {

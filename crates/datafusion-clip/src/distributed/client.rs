@@ -107,7 +107,7 @@ fn with_client_planner(ctx: SessionContext, scheduler: String) -> Result<Session
             .build(),
     );
     // Ballista resets the function list to DataFusion's; add ours back.
-    crate::register(&ctx)?;
+    crate::session::register(&ctx)?;
     Ok(ctx)
 }
 
@@ -137,7 +137,7 @@ fn for_cluster(state: SessionState) -> Result<SessionState> {
             .with_config(config)
             .build(),
     );
-    crate::register(&ctx)?;
+    crate::session::register(&ctx)?;
     Ok(ctx.state())
 }
 

@@ -15,8 +15,8 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::PhysicalExtensionCodec;
 
-use crate::ClipOptions;
-use crate::formats::codec::{ClipLogicalCodec, ClipPhysicalCodec};
+use crate::codec::{ClipLogicalCodec, ClipPhysicalCodec};
+use crate::config::ClipOptions;
 
 /// The largest plan or result message the processes exchange. Plans carry
 /// the client's in-memory tables (a benchmark's image embeddings: 10,000
@@ -68,7 +68,7 @@ pub fn cluster_config(config: SessionConfig) -> SessionConfig {
 pub fn cluster_state(config: SessionConfig) -> Result<SessionState> {
     let state = ballista_core::utils::default_session_builder(cluster_config(config))?;
     let ctx = SessionContext::new_with_state(state);
-    crate::register_functions_and_formats(&ctx)?;
+    crate::session::register_functions_and_formats(&ctx)?;
     Ok(ctx.state())
 }
 

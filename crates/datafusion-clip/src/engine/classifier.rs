@@ -10,9 +10,10 @@ use std::sync::{Arc, LazyLock, Mutex};
 
 use candle_core::{Device, Tensor};
 
-use super::encode::{embed_texts, normalize_in_place};
+use super::encode::embed_texts;
 use super::error::EngineError;
 use super::model_cache::LoadedModel;
+use clip_model::embed::normalize_in_place;
 
 /// The template used when a query gives none.
 pub const DEFAULT_TEMPLATE: &str = "a photo of a {}.";

@@ -11,19 +11,18 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use clip_model::embed::encode_prompts;
 use clip_model::{ClipTokenizer, ComputeError, ImageError, Preprocessor, Tokens};
 
 use super::cancel::CancelCheck;
 use super::error::EngineError;
 use super::model_cache::LoadedModel;
-use super::worker::{EmbeddingsResult, Pending, embeddings_to_host, wait_off_runtime};
+use super::worker::{EmbeddingsResult, Pending, wait_off_runtime};
 use super::{progress, stage_clock};
 use crate::config::ClipOptions;
 
 /// Embeddings of one forward pass, row-major (rows x dim), normalised.
 type PassResult = Result<Vec<f32>, EngineError>;
-
-pub use super::worker::normalize_in_place;
 
 /// Embed encoded images. One entry per input in input order: the
 /// normalised embedding, or why the image could not be used (NULL input,
@@ -171,7 +170,7 @@ pub fn embed_texts(
             let cancel = cancel.clone();
             let values = model.worker.run(move |clip| -> PassResult {
                 cancel.check()?;
-                let run = || embeddings_to_host(&clip.encode_text(&batch, &device)?);
+                let run = || encode_prompts(clip, &batch, &device);
                 run().map_err(|e| EngineError::Encoder {
                     tower: "text",
                     source: Arc::new(ComputeError::from(e)),

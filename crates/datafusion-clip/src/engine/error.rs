@@ -43,8 +43,8 @@ pub enum EngineError {
     #[error("cancelled: CLIP work was interrupted (Ctrl-C or cancel_running_work)")]
     Cancelled,
 
-    /// The call's query was dropped before it finished (see
-    /// [`super::cancel::QueryCancel`]).
+    /// The call's query was dropped before it finished (the plan rule
+    /// [`crate::CancelDroppedQueries`] gives each query its own token).
     #[error("cancelled: the query this CLIP work was for was dropped")]
     QueryDropped,
 

@@ -13,9 +13,9 @@ pub mod ranking;
 pub mod stage_clock;
 pub mod worker;
 
-pub use cancel::{QueryCancel, cancel_running_work};
+pub use cancel::cancel_running_work;
 pub use classifier::{Classifier, Prediction};
+pub use device::{device_name, select_device, select_dtype};
 pub use error::EngineError;
-pub use model_cache::{LoadedModel, get_or_load};
-pub use progress::{Progress, progress};
+pub use model_cache::{LoadedModel, LoadedModelStatus, get_or_load, loaded_models, model_loads};
 pub use stage_clock::{StageTimes, stage_times};

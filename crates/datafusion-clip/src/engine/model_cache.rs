@@ -42,6 +42,10 @@ static LOADS: AtomicUsize = AtomicUsize::new(0);
 static MODELS: LazyLock<Mutex<HashMap<String, Slot>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
+/// Every model loaded so far, for [`loaded_models`]: read without taking
+/// a slot's lock, which a load holds for seconds and every call briefly.
+static LOADED: Mutex<Vec<Arc<LoadedModel>>> = Mutex::new(Vec::new());
+
 /// The loaded model for `model` under `options`, loading it on first use.
 /// Concurrent callers for the same key wait for one load; a failed load
 /// leaves nothing cached, so the next call tries again.
@@ -86,24 +90,50 @@ pub fn get_or_load(
         });
         *guard = Some(Arc::clone(&loaded));
         LOADS.fetch_add(1, Ordering::SeqCst);
+        LOADED
+            .lock()
+            .map_err(|_| EngineError::Poisoned("loaded models"))?
+            .push(Arc::clone(&loaded));
         Ok(loaded)
     })
 }
 
 /// How many times a model was loaded in this process: with the cache
 /// working, once per (model, device, dtype) however many queries ran.
-pub fn load_count() -> usize {
+pub fn model_loads() -> usize {
     LOADS.load(Ordering::SeqCst)
 }
 
-/// Number of models loaded in this process (for tests and diagnostics).
-pub fn loaded_count() -> usize {
-    MODELS
-        .lock()
-        .map(|m| {
-            m.values()
-                .filter(|slot| slot.try_lock().map(|s| s.is_some()).unwrap_or(false))
-                .count()
+/// A loaded model and what its thread is doing, for a service's status
+/// page (and tests that watch work start and stop).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedModelStatus {
+    /// The model as the first query that loaded it named it.
+    pub model: String,
+    /// `cpu` or `cuda:N`.
+    pub device: String,
+    /// `f32`, `f16` or `bf16`.
+    pub dtype: String,
+    /// Image forward passes run so far.
+    pub image_passes: usize,
+    /// Calls encoding images with it right now.
+    pub image_calls_in_progress: usize,
+}
+
+/// Every model loaded in this process (one entry per model, device and
+/// dtype), in the order they were loaded.
+pub fn loaded_models() -> Vec<LoadedModelStatus> {
+    let Ok(loaded) = LOADED.lock() else {
+        return Vec::new();
+    };
+    loaded
+        .iter()
+        .map(|loaded| LoadedModelStatus {
+            model: loaded.name.clone(),
+            device: device_name(&loaded.device),
+            dtype: loaded.dtype.as_str().to_string(),
+            image_passes: loaded.worker.image_passes(),
+            image_calls_in_progress: loaded.worker.image_callers(),
         })
-        .unwrap_or(0)
+        .collect()
 }

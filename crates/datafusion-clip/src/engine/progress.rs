@@ -121,10 +121,11 @@ impl ProgressLine {
     }
 }
 
-/// Print [`ProgressLine`] updates to stderr every `interval` from a
-/// background thread, for as long as the process runs. Meant for terminals:
+/// Print a status line of the work under way (images done, images/s,
+/// failures, prompts) to stderr every `interval` from a background thread,
+/// for as long as the process runs. Meant for terminals:
 /// callers check `stderr().is_terminal()` first.
-pub fn spawn_stderr_reporter(interval: std::time::Duration) {
+pub fn spawn_progress_reporter(interval: std::time::Duration) {
     use std::io::Write;
     let _ = std::thread::Builder::new()
         .name("clip-progress".into())

@@ -24,10 +24,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use clip_model::ClipModel;
 use clip_model::ComputeError;
-use clip_model::image::{CLIP_MEAN, CLIP_STD};
+use clip_model::embed::encode_rgb;
 
 use super::cancel::CancelCheck;
 use super::error::EngineError;
@@ -414,62 +414,6 @@ pub fn split_on_out_of_memory(
     }
 }
 
-/// Embed `rows` RGB crops: bytes go to the device as they are (a quarter of
-/// the f32 size), are normalised there with CLIP's mean and std in f32,
-/// then cast to the model's dtype. Rows come back L2-normalised.
-pub fn encode_rgb(
-    model: &ClipModel,
-    device: &Device,
-    dtype: DType,
-    rgb: &[u8],
-    rows: usize,
-    size: usize,
-) -> candle_core::Result<Vec<f32>> {
-    let x = Tensor::from_slice(rgb, (rows, size, size, 3), &Device::Cpu)?.to_device(device)?;
-    let pixels = normalise_on_device(&x)?.to_dtype(dtype)?;
-    embeddings_to_host(&model.encode_image(&pixels)?)
-}
-
-/// (n, h, w, 3) bytes to (n, 3, h, w) f32 normalised as CLIP's
-/// preprocessing does: `(v / 255 - mean) / std`, in that order and in f32,
-/// so the result equals the CPU preprocessing's bit for bit.
-pub fn normalise_on_device(rgb: &Tensor) -> candle_core::Result<Tensor> {
-    let device = rgb.device();
-    let mean = Tensor::from_slice(&CLIP_MEAN, (1, 3, 1, 1), device)?;
-    let std = Tensor::from_slice(&CLIP_STD, (1, 3, 1, 1), device)?;
-    let full_scale = Tensor::new(255f32, device)?;
-    rgb.to_dtype(DType::F32)?
-        .permute((0, 3, 1, 2))?
-        .broadcast_div(&full_scale)?
-        .broadcast_sub(&mean)?
-        .broadcast_div(&std)?
-        .contiguous()
-}
-
-/// Copy a (rows, dim) tensor to host f32 with each row L2-normalised.
-/// Normalising in f32 on the host keeps half-precision models from
-/// rounding the norm.
-pub fn embeddings_to_host(t: &Tensor) -> candle_core::Result<Vec<f32>> {
-    let (_, dim) = t.dims2()?;
-    let mut values = t
-        .to_dtype(DType::F32)?
-        .to_device(&Device::Cpu)?
-        .flatten_all()?
-        .to_vec1::<f32>()?;
-    for row in values.chunks_exact_mut(dim) {
-        normalize_in_place(row);
-    }
-    Ok(values)
-}
-
-/// Scale `v` to unit length; a zero vector stays zero.
-pub fn normalize_in_place(v: &mut [f32]) {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        v.iter_mut().for_each(|x| *x /= norm);
-    }
-}
-
 /// Run blocking `f` from code that may be on a tokio worker thread: on a
 /// multi-threaded runtime the worker hands its other tasks to a fresh thread
 /// first (`block_in_place`); elsewhere `f` just runs.
@@ -479,5 +423,184 @@ pub fn wait_off_runtime<R>(f: impl FnOnce() -> R) -> R {
             tokio::task::block_in_place(f)
         }
         _ => f(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::thread;
+
+    use clip_model::checkpoint::write_random_model;
+    use clip_model::{ClipConfig, ModelFiles, load_model};
+
+    use super::*;
+
+    /// The tiny random-weight CLIP every test here runs, read through the
+    /// real loading code.
+    fn tiny_model() -> ClipModel {
+        let dir = tempfile::tempdir().unwrap();
+        write_random_model(dir.path(), &ClipConfig::tiny(), 42).unwrap();
+        let files = ModelFiles::in_directory(dir.path()).unwrap();
+        load_model(&files, &Device::Cpu, DType::F32).unwrap()
+    }
+
+    fn tiny_worker() -> (Arc<ModelWorker>, usize) {
+        let model = tiny_model();
+        let size = model.config().vision_config.image_size;
+        (
+            ModelWorker::spawn(model, Device::Cpu, DType::F32, "tiny").unwrap(),
+            size,
+        )
+    }
+
+    /// `rows` distinct `size`x`size` RGB crops, as the engine sends them.
+    fn crops(size: usize, rows: usize, seed: u32) -> Vec<u8> {
+        (0..rows * size * size * 3)
+            .map(|i| {
+                ((i as u32)
+                    .wrapping_mul(2_654_435_761)
+                    .wrapping_add(seed * 7919)
+                    >> 24) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn queued_requests_of_several_callers_share_one_pass() {
+        let (worker, size) = tiny_worker();
+        let callers: Vec<_> = (0..4).map(|_| worker.image_caller()).collect();
+        // Hold the model thread until all four requests are queued.
+        let (release, hold) = mpsc::channel::<()>();
+        let blocker = worker.submit(move |_| hold.recv().unwrap()).unwrap();
+        let requests: Vec<Vec<u8>> = (0..4).map(|c| crops(size, 3, c)).collect();
+        let pending: Vec<_> = requests
+            .iter()
+            .map(|rgb| {
+                worker
+                    .submit_images(rgb.clone(), 3, size, 64, CancelCheck::now())
+                    .unwrap()
+            })
+            .collect();
+        release.send(()).unwrap();
+        blocker.wait().unwrap();
+        let answers: Vec<Vec<f32>> = pending
+            .into_iter()
+            .map(|p| p.wait().unwrap().unwrap())
+            .collect();
+        assert_eq!(worker.image_passes(), 1, "four 3-row requests, one pass");
+        drop(callers);
+
+        // Each caller got its own rows: the same as encoding them alone.
+        let model = tiny_model();
+        for (rgb, answer) in requests.iter().zip(&answers) {
+            let alone = encode_rgb(&model, &Device::Cpu, DType::F32, rgb, 3, size).unwrap();
+            assert_eq!(alone.len(), answer.len());
+            let worst = alone
+                .iter()
+                .zip(answer)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(worst < 1e-5, "rows differ by {worst}");
+        }
+    }
+
+    #[test]
+    fn a_request_larger_than_the_room_left_waits_for_the_next_pass() {
+        let (worker, size) = tiny_worker();
+        let (release, hold) = mpsc::channel::<()>();
+        let blocker = worker.submit(move |_| hold.recv().unwrap()).unwrap();
+        // batch_size 8: 5 + 5 rows do not fit one pass.
+        let a = worker
+            .submit_images(crops(size, 5, 1), 5, size, 8, CancelCheck::now())
+            .unwrap();
+        let b = worker
+            .submit_images(crops(size, 5, 2), 5, size, 8, CancelCheck::now())
+            .unwrap();
+        release.send(()).unwrap();
+        blocker.wait().unwrap();
+        assert_eq!(a.wait().unwrap().unwrap().len() % 5, 0);
+        assert_eq!(b.wait().unwrap().unwrap().len() % 5, 0);
+        assert_eq!(worker.image_passes(), 2);
+    }
+
+    #[test]
+    fn concurrent_callers_get_their_own_rows() {
+        let (worker, size) = tiny_worker();
+        let handles: Vec<_> = (0..6u32)
+            .map(|c| {
+                let worker = worker.clone();
+                thread::spawn(move || {
+                    let _caller = worker.image_caller();
+                    let rgb = crops(size, 1 + c as usize, c);
+                    let got = worker
+                        .submit_images(rgb.clone(), 1 + c as usize, size, 16, CancelCheck::now())
+                        .unwrap()
+                        .wait()
+                        .unwrap()
+                        .unwrap();
+                    (rgb, got)
+                })
+            })
+            .collect();
+        let model = tiny_model();
+        for (c, handle) in handles.into_iter().enumerate() {
+            let (rgb, got) = handle.join().unwrap();
+            let alone = encode_rgb(&model, &Device::Cpu, DType::F32, &rgb, 1 + c, size).unwrap();
+            assert_eq!(got.len(), alone.len());
+            assert!(got.iter().zip(&alone).all(|(a, b)| (a - b).abs() < 1e-5));
+        }
+        assert!(worker.image_passes() <= 6);
+    }
+
+    /// A pass that ran out of device memory, as the model crate types it.
+    fn oom() -> ComputeError {
+        ComputeError::OutOfMemory(candle_core::Error::Msg(
+            "DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")".into(),
+        ))
+    }
+
+    #[test]
+    fn a_pass_out_of_memory_is_halved_and_later_passes_stay_small() {
+        let mut fit = usize::MAX;
+        let mut sizes = Vec::new();
+        // Passes of more than 5 rows "run out of memory".
+        let mut pass = |rows: std::ops::Range<usize>| {
+            sizes.push(rows.len());
+            if rows.len() > 5 {
+                Err(oom())
+            } else {
+                Ok(rows.map(|r| r as f32).collect())
+            }
+        };
+        let out = split_on_out_of_memory(0..16, &mut fit, &mut pass).unwrap();
+        assert_eq!(out, (0..16).map(|r| r as f32).collect::<Vec<_>>());
+        assert_eq!(fit, 4, "16 -> 8 -> 4 fits");
+        assert_eq!(sizes, vec![16, 8, 4, 4, 4, 4]);
+        // The next pass starts at the size that fitted.
+        sizes.clear();
+        let mut pass = |rows: std::ops::Range<usize>| {
+            sizes.push(rows.len());
+            Ok(vec![0f32; rows.len()])
+        };
+        split_on_out_of_memory(0..10, &mut fit, &mut pass).unwrap();
+        assert_eq!(sizes, vec![4, 4, 2]);
+    }
+
+    #[test]
+    fn other_errors_and_single_rows_are_not_retried() {
+        let mut fit = usize::MAX;
+        let mut calls = 0;
+        let mut pass = |_rows: std::ops::Range<usize>| {
+            calls += 1;
+            Err(ComputeError::Failed(candle_core::Error::Msg(
+                "shape mismatch".into(),
+            )))
+        };
+        assert!(split_on_out_of_memory(0..8, &mut fit, &mut pass).is_err());
+        assert_eq!(calls, 1);
+        let mut pass = |_rows: std::ops::Range<usize>| Err(oom());
+        let e = split_on_out_of_memory(0..1, &mut fit, &mut pass).unwrap_err();
+        assert!(e.is_out_of_memory(), "{e}");
     }
 }

@@ -6,7 +6,7 @@
 //! A format only says what its partitions read and how: IMAGEFOLDER's files,
 //! WEBDATASET's shards, CIFAR's record ranges. All of it is plain data, so
 //! a plan that scans an image table can be serialised to another process
-//! (`super::codec`) and rebuilt there.
+//! (`crate::codec`) and rebuilt there.
 
 use std::fmt;
 use std::sync::Arc;
@@ -139,11 +139,6 @@ impl<S: ScanSource> ImageScanExec<S> {
             projection: self.projection.clone(),
             source: self.source.clone(),
         }
-    }
-
-    /// What the format reads.
-    pub fn source(&self) -> &S {
-        &self.source
     }
 }
 

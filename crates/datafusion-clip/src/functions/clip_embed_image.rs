@@ -13,10 +13,10 @@ use datafusion::logical_expr::{
 use datafusion_macros::user_doc;
 
 use super::utils::args::{
-    apply_on_error, embedding_array, embedding_dim_of, embedding_return_field, is_string,
-    load_model_of_width, maybe_scalar, model_name_at_execution,
+    embedding_array, embedding_dim_of, embedding_return_field, is_string, load_model_of_width,
+    maybe_scalar, model_name_at_execution,
 };
-use super::utils::image_arg::{image_rows, is_image_type, simplify_with_row_names};
+use super::utils::image_arg::{apply_on_error, image_rows, is_image_type, simplify_with_row_names};
 use crate::config::ClipOptions;
 use crate::engine::encode::embed_images;
 use crate::error::in_function;

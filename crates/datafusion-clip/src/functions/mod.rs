@@ -1,7 +1,10 @@
 //! The SQL functions, one file per function, named as it is in SQL
-//! (`clip_zero_shot.rs` is `clip_zero_shot`). This module only declares and
-//! registers them; what several functions share (reading arguments from
-//! Arrow, the zero-shot rows) is in [`utils`].
+//! (`clip_zero_shot.rs` is `clip_zero_shot`). This module only declares,
+//! lists and registers them: [`scalar_functions`], [`aggregate_functions`]
+//! and [`table_functions`] are the one list of each, read by
+//! [`register_functions`] and by hosts that install functions one by one
+//! (the Python package). What several functions share (reading arguments
+//! from Arrow, the zero-shot rows) is in [`utils`].
 
 pub mod array_argmax;
 pub mod clip_embed_image;
@@ -17,6 +20,7 @@ pub mod weighted_avg_list;
 
 use std::sync::Arc;
 
+use datafusion::catalog::TableFunctionImpl;
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::SessionContext;
 
@@ -47,16 +51,39 @@ pub fn scalar_functions(options: &ClipOptions) -> Vec<ScalarUDF> {
     ]
 }
 
-/// Register the scalar functions, the `weighted_avg_list` aggregate and
-/// `clip_models()` on `ctx`.
+/// Every aggregate function: `weighted_avg_list`.
+pub fn aggregate_functions() -> Vec<AggregateUDF> {
+    vec![AggregateUDF::new_from_impl(
+        weighted_avg_list::WeightedAvgList::new(),
+    )]
+}
+
+/// A table function and its SQL name.
+#[derive(Debug, Clone)]
+pub struct TableFunction {
+    pub name: &'static str,
+    pub function: Arc<dyn TableFunctionImpl>,
+}
+
+/// Every table function: `clip_models()`.
+pub fn table_functions() -> Vec<TableFunction> {
+    vec![TableFunction {
+        name: "clip_models",
+        function: Arc::new(clip_models::ClipModelsFunction),
+    }]
+}
+
+/// Register every scalar, aggregate and table function on `ctx`.
 pub fn register_functions(ctx: &SessionContext, options: &ClipOptions) {
     for udf in scalar_functions(options) {
         ctx.register_udf(udf);
     }
-    ctx.register_udaf(AggregateUDF::new_from_impl(
-        weighted_avg_list::WeightedAvgList::new(),
-    ));
-    ctx.register_udtf("clip_models", Arc::new(clip_models::ClipModelsFunction));
+    for udaf in aggregate_functions() {
+        ctx.register_udaf(udaf);
+    }
+    for table_function in table_functions() {
+        ctx.register_udtf(table_function.name, table_function.function);
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use candle_core::{Device, Result, Tensor, bail};
 use rayon::prelude::*;
 
 use super::gemm::{self, View};
-use super::storage_f32;
+use super::storage::storage_f32;
 
 /// `softmax(q kᵀ + mask) v` for every head. `qkv`: (batch, tokens,
 /// 3·width), f32 on the CPU, q already scaled by `head_dim^-½`, heads

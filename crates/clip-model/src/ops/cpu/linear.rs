@@ -13,7 +13,7 @@ use rayon::prelude::*;
 
 use super::gemm::{self, View};
 use super::quick_gelu::quick_gelu_in_place;
-use super::storage_f32;
+use super::storage::storage_f32;
 use crate::ops::epilogue::EpilogueActivation;
 use crate::ops::shapes::product_dims;
 

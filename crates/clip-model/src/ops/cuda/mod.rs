@@ -22,7 +22,7 @@
 //! the model: the CPU has its own fused layers, [`super::cpu`]) so that
 //! everything here but the kernel launches runs in the test suite on
 //! machines with no GPU; the kernels themselves are checked on the CPU by
-//! `tests/it/cuda_kernels_on_cpu.rs`.
+//! this crate's `tests/model/cuda_kernels_on_cpu.rs`.
 
 use std::sync::LazyLock;
 

@@ -10,13 +10,17 @@
 //! (`train` or `test`, from the file name), `label` (CIFAR-100: the fine
 //! label), `coarse_label` (CIFAR-100 only) and `image` (the record as PNG
 //! bytes, lossless: the pixels torchvision's CIFAR loaders give).
+//!
+//! The record layout and the schema are `records.rs`; the table and its
+//! factory are here, what the scan reads is `scan.rs`.
 
+pub mod records;
 pub mod scan;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
 use datafusion::common::{Result, plan_err};
 use datafusion::datasource::TableType;
@@ -27,63 +31,10 @@ use datafusion::physical_plan::ExecutionPlan;
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 
+pub use self::records::{CifarVariant, cifar_schema};
 use self::scan::{CifarExec, CifarFile, CifarScan};
 use super::image_scan::{one_location, projection_or_all, refuse_unused_clauses, scan_batch_rows};
 use super::object_stores::{ensure_object_store, refuse_special_local_file, store_error_text};
-
-/// Which of the two datasets a table holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum CifarVariant {
-    Cifar10,
-    Cifar100,
-}
-
-impl CifarVariant {
-    /// Bytes per record: label byte(s) and 3 x 32 x 32 pixels.
-    pub fn record_size(self) -> usize {
-        self.label_bytes() + 3 * 32 * 32
-    }
-
-    /// Label bytes before the pixels of each record.
-    pub fn label_bytes(self) -> usize {
-        match self {
-            CifarVariant::Cifar10 => 1,
-            CifarVariant::Cifar100 => 2,
-        }
-    }
-
-    /// Number of (fine) classes.
-    pub fn classes(self) -> u8 {
-        match self {
-            CifarVariant::Cifar10 => 10,
-            CifarVariant::Cifar100 => 100,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            CifarVariant::Cifar10 => "CIFAR-10",
-            CifarVariant::Cifar100 => "CIFAR-100",
-        }
-    }
-}
-
-/// Number of CIFAR-100 coarse classes (superclasses).
-pub const CIFAR100_COARSE_CLASSES: u8 = 20;
-
-/// The columns of a CIFAR table.
-pub fn cifar_schema(variant: CifarVariant) -> SchemaRef {
-    let mut fields = vec![
-        Field::new("key", DataType::Utf8, false),
-        Field::new("split", DataType::Utf8, false),
-        Field::new("label", DataType::Int32, false),
-    ];
-    if variant == CifarVariant::Cifar100 {
-        fields.push(Field::new("coarse_label", DataType::Int32, false));
-    }
-    fields.push(Field::new("image", DataType::Binary, false));
-    Arc::new(Schema::new(fields))
-}
 
 /// Creates [`CifarTable`]s for `CREATE EXTERNAL TABLE ... STORED AS CIFAR`.
 #[derive(Debug, Default)]
@@ -162,16 +113,8 @@ pub struct CifarTable {
 }
 
 impl CifarTable {
-    pub fn root(&self) -> &ListingTableUrl {
-        &self.root
-    }
-
-    pub fn variant(&self) -> CifarVariant {
-        self.variant
-    }
-
     /// What the table is made of, to rebuild it in another process with
-    /// [`Self::from_parts`] (`crate::formats::codec`); its files are listed when it
+    /// [`Self::from_parts`] (`crate::codec`); its files are listed when it
     /// is scanned.
     pub fn to_parts(&self) -> CifarTableParts {
         CifarTableParts {

@@ -21,7 +21,7 @@ use image::codecs::png::PngEncoder;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
-use super::{CIFAR100_COARSE_CLASSES, CifarVariant, cifar_schema};
+use super::records::{CIFAR100_COARSE_CLASSES, CifarVariant, cifar_schema};
 use crate::formats::image_scan::{
     ImageScanExec, PartitionScan, ScanSource, exact_rows, partition_group,
 };

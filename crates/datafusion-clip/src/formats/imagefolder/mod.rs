@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use clip_model::image::IMAGE_EXTENSIONS;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
 use datafusion::common::{Result, plan_err};
 use datafusion::datasource::TableType;
@@ -31,21 +31,11 @@ use futures::TryStreamExt;
 
 use crate::config::{ClipOptions, OnErrorSetting};
 
-use self::scan::{ImageFile, ImageFolderExec, ImageFolderScan};
+use self::scan::{ImageFile, ImageFolderExec, ImageFolderScan, imagefolder_schema};
 use super::image_scan::{
     one_location, projection_or_all, refuse_unused_clauses, scan_batch_rows, skip_unreadable_option,
 };
 use super::object_stores::{ensure_object_store, store_error_text};
-
-/// The table's schema: `path`, `label`, `image`.
-pub fn imagefolder_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("path", DataType::Utf8, false),
-        Field::new("label", DataType::Utf8, true),
-        // NULL only for a file that could not be read under `skip_unreadable`.
-        Field::new("image", DataType::Binary, true),
-    ]))
-}
 
 /// Creates [`ImageFolderTable`]s for `CREATE EXTERNAL TABLE ... STORED AS IMAGEFOLDER`.
 #[derive(Debug, Default)]
@@ -141,7 +131,7 @@ impl ImageFolderTable {
     }
 
     /// What the table is made of, to rebuild it in another process with
-    /// [`Self::from_parts`] (`crate::formats::codec`).
+    /// [`Self::from_parts`] (`crate::codec`).
     pub fn to_parts(&self) -> ImageFolderTableParts {
         ImageFolderTableParts {
             root: self.root.as_str().to_string(),
@@ -151,11 +141,6 @@ impl ImageFolderTable {
 
     pub fn from_parts(parts: ImageFolderTableParts) -> Result<Self> {
         Ok(Self::try_new(&parts.root)?.with_skip_unreadable(parts.skip_unreadable))
-    }
-
-    /// The root URL.
-    pub fn root(&self) -> &ListingTableUrl {
-        &self.root
     }
 
     /// List the image files under the root, sorted by path.

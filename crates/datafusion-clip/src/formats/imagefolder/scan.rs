@@ -1,12 +1,13 @@
 //! What a scan of an IMAGEFOLDER table reads: files split into contiguous
 //! groups, one per partition; each partition reads its files through the
-//! object store a few at a time and emits batches of `batch_rows` rows.
+//! object store a few at a time and emits batches of `batch_rows` rows,
+//! with the columns of [`imagefolder_schema`].
 
 use std::fmt;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, StringBuilder};
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::stats::Precision;
 use datafusion::common::{Result, Statistics, internal_err};
 use datafusion::error::DataFusionError;
@@ -17,13 +18,22 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
-use super::imagefolder_schema;
 use crate::config::DEFAULT_MAX_IMAGE_BYTES;
 use crate::formats::image_scan::{
     BATCH_IMAGE_BYTES, ImageScanExec, PartitionScan, ScanSource, chunks_by_rows_and_bytes,
     default_max_image_bytes, exact_rows, image_column, oversized_image, partition_group,
 };
 use crate::formats::object_stores::{store_error_text, stored_path};
+
+/// The table's schema: `path`, `label`, `image`.
+pub fn imagefolder_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("path", DataType::Utf8, false),
+        Field::new("label", DataType::Utf8, true),
+        // NULL only for a file that could not be read under `skip_unreadable`.
+        Field::new("image", DataType::Binary, true),
+    ]))
+}
 
 /// Files fetched at once per partition: enough to hide object-store
 /// latency, few enough to keep memory to a handful of images.

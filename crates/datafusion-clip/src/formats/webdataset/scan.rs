@@ -22,11 +22,11 @@ use futures::stream::BoxStream;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
-use super::tar_stream::{TarError, TarStream};
-use super::{
+use super::samples::{
     CAPTIONS_COLUMN, extra_column_name, image_rank, is_fixed_extension, split_lines,
     split_member_name, webdataset_schema,
 };
+use super::tar_stream::{TarError, TarStream};
 use crate::config::DEFAULT_MAX_IMAGE_BYTES;
 use crate::formats::image_scan::{
     BATCH_IMAGE_BYTES, ImageScanExec, PartitionScan, ScanSource, binary_column,

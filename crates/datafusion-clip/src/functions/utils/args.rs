@@ -1,6 +1,7 @@
-//! Reading the arguments the CLIP functions share — the model name, image
-//! bytes, embeddings, label and template lists — from Arrow, with errors
-//! that name the function and say what to write instead.
+//! Reading the arguments the CLIP functions share — the model name,
+//! embeddings, label and template lists — from Arrow, with errors that
+//! name the function and say what to write instead. (The image argument,
+//! which builds on these, is [`super::image_arg`].)
 
 use std::sync::Arc;
 
@@ -15,9 +16,8 @@ use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{ColumnarValue, ReturnFieldArgs};
 
-use super::image_arg::ImageRows;
-use crate::config::{ClipOptions, OnErrorSetting};
-use clip_model::{HubOptions, ImageError, ModelRef, fetch_config, find_known};
+use crate::config::ClipOptions;
+use clip_model::{HubOptions, ModelRef, fetch_config, find_known};
 
 use crate::engine::{LoadedModel, get_or_load};
 use crate::error::in_function;
@@ -373,33 +373,6 @@ fn string_list_rows(
         rows.push(Some(owned.into()));
     }
     Ok(rows)
-}
-
-/// Apply `clip.on_error` to per-row image outcomes: with `null`, failed
-/// rows become NULL; with `error`, the first failed (non-NULL) row fails the
-/// query, naming the row (its path or key when the argument carries one)
-/// and the reason.
-pub fn apply_on_error<T>(
-    function: &str,
-    options: &ClipOptions,
-    images: &ImageRows,
-    outcomes: Vec<std::result::Result<T, ImageError>>,
-) -> Result<Vec<Option<T>>> {
-    let mut out = Vec::with_capacity(outcomes.len());
-    for (row, (outcome, bytes)) in outcomes.into_iter().zip(&images.bytes).enumerate() {
-        match outcome {
-            Ok(v) => out.push(Some(v)),
-            Err(e) if bytes.is_some() && options.on_error == OnErrorSetting::Error => {
-                return exec_err!(
-                    "{function}: {} cannot be used: {e} \
-                     (SET clip.on_error = 'null' to get NULL for such rows instead)",
-                    images.describe(row)
-                );
-            }
-            Err(_) => out.push(None),
-        }
-    }
-    Ok(out)
 }
 
 /// Turn a one-row result back into a scalar when every input was a scalar.

@@ -24,6 +24,7 @@ use datafusion::logical_expr::{Expr, ScalarUDF, lit};
 
 use super::args::{is_binary, is_string, string_values};
 use crate::config::{ClipOptions, OnErrorSetting};
+use clip_model::ImageError;
 
 /// Field of an image struct that holds the encoded bytes.
 const BYTES_FIELD: &str = "bytes";
@@ -172,4 +173,31 @@ pub fn simplify_with_row_names(
         )),
         None => ExprSimplifyResult::Original(args),
     }
+}
+
+/// Apply `clip.on_error` to per-row image outcomes: with `null`, failed
+/// rows become NULL; with `error`, the first failed (non-NULL) row fails the
+/// query, naming the row (its path or key when the argument carries one)
+/// and the reason.
+pub fn apply_on_error<T>(
+    function: &str,
+    options: &ClipOptions,
+    images: &ImageRows,
+    outcomes: Vec<std::result::Result<T, ImageError>>,
+) -> Result<Vec<Option<T>>> {
+    let mut out = Vec::with_capacity(outcomes.len());
+    for (row, (outcome, bytes)) in outcomes.into_iter().zip(&images.bytes).enumerate() {
+        match outcome {
+            Ok(v) => out.push(Some(v)),
+            Err(e) if bytes.is_some() && options.on_error == OnErrorSetting::Error => {
+                return exec_err!(
+                    "{function}: {} cannot be used: {e} \
+                     (SET clip.on_error = 'null' to get NULL for such rows instead)",
+                    images.describe(row)
+                );
+            }
+            Err(_) => out.push(None),
+        }
+    }
+    Ok(out)
 }

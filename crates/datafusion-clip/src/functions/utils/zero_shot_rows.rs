@@ -14,16 +14,17 @@ use datafusion::common::{Result, exec_err, plan_err};
 use datafusion::logical_expr::{ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs};
 
 use super::args::{
-    StringLists, apply_on_error, embed_dim_at_planning, float_list_rows, is_float_list, is_string,
-    is_string_list, load_model, model_name_at_execution, model_name_at_planning, parse_model,
+    StringLists, embed_dim_at_planning, float_list_rows, is_float_list, is_string, is_string_list,
+    load_model, model_name_at_execution, model_name_at_planning, parse_model,
 };
-use super::image_arg::{image_rows, is_image_type};
+use super::image_arg::{apply_on_error, image_rows, is_image_type};
 use crate::config::ClipOptions;
 use crate::engine::classifier::{DEFAULT_TEMPLATE, classifier, validate_templates};
-use crate::engine::encode::{embed_images, normalize_in_place};
+use crate::engine::encode::embed_images;
 use crate::engine::worker::wait_off_runtime;
 use crate::engine::{Classifier, Prediction};
 use crate::error::in_function;
+use clip_model::embed::normalize_in_place;
 
 /// Argument types both zero-shot functions accept: (model, image bytes or
 /// embedding, labels [, templates]).

@@ -2,8 +2,9 @@
 // their conversions to and from f32, in which every kernel here computes.
 //
 // Under nvcc this is CUDA; any other C++20 compiler gets the definitions of
-// tests/cuda_sim/cuda_sim.h instead, so the test suite can run the kernels'
-// logic (indexing, tiling, the online softmax) on a machine with no GPU.
+// this crate's tests/cuda_sim/cuda_sim.h instead, so the test suite can run
+// the kernels' logic (indexing, tiling, the online softmax) on a machine
+// with no GPU.
 #pragma once
 
 #ifdef __CUDACC__

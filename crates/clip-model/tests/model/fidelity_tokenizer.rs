@@ -22,7 +22,7 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let path =
-        std::path::Path::new(crate::common::repo()).join("tests/fixtures/tokenizer_cases.json.gz");
+        std::path::Path::new(crate::support::repo()).join("tests/fixtures/tokenizer_cases.json.gz");
     let mut text = String::new();
     flate2::read::GzDecoder::new(std::fs::File::open(&path).unwrap())
         .read_to_string(&mut text)

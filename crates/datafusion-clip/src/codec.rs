@@ -51,13 +51,13 @@ use datafusion_proto::physical_plan::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::cifar::scan::{CifarExec, CifarScan};
-use super::cifar::{CifarTable, CifarTableParts};
-use super::image_scan::ScanParts;
-use super::imagefolder::scan::{ImageFolderExec, ImageFolderScan};
-use super::imagefolder::{ImageFolderTable, ImageFolderTableParts};
-use super::webdataset::scan::{WebDatasetExec, WebDatasetScan};
-use super::webdataset::{WebDatasetTable, WebDatasetTableParts};
+use crate::formats::cifar::scan::{CifarExec, CifarScan};
+use crate::formats::cifar::{CifarTable, CifarTableParts};
+use crate::formats::image_scan::ScanParts;
+use crate::formats::imagefolder::scan::{ImageFolderExec, ImageFolderScan};
+use crate::formats::imagefolder::{ImageFolderTable, ImageFolderTableParts};
+use crate::formats::webdataset::scan::{WebDatasetExec, WebDatasetScan};
+use crate::formats::webdataset::{WebDatasetTable, WebDatasetTableParts};
 use crate::query_cancel::{CancelDroppedQueries, ClipCancelOnDropExec, ClipQueryScopeExec};
 
 /// A table provider of ours, as it travels.
@@ -92,7 +92,7 @@ fn from_json<'a, T: Deserialize<'a>>(buf: &'a [u8], what: &str) -> Result<T> {
 /// The first bytes of everything this module encodes. `d` (0x64) would be
 /// an end-group marker as the first byte of a protobuf message, which no
 /// encoder writes, so our bytes never look like an inner codec's.
-pub const TAG: &[u8] = b"datafusion-clip/1 ";
+const TAG: &[u8] = b"datafusion-clip/1 ";
 
 /// What follows [`TAG`]: one of ours as JSON, or an in-memory table.
 const KIND_JSON: u8 = b'J';
@@ -380,5 +380,55 @@ impl PhysicalExtensionCodec for ClipPhysicalCodec {
         };
         start(buf, KIND_JSON);
         to_json(&scan, buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::prelude::SessionContext;
+
+    #[test]
+    fn foreign_tables_and_bytes_are_errors() {
+        use datafusion_proto::logical_plan::LogicalExtensionCodec;
+        use datafusion_proto::physical_plan::PhysicalExtensionCodec;
+        let schema = Arc::new(datafusion::arrow::datatypes::Schema::empty());
+        // A table that is not ours is left to the inner codec (DataFusion's
+        // default here), which does not encode an EmptyTable.
+        let empty = datafusion::datasource::empty::EmptyTable::new(schema.clone());
+        let mut buf = Vec::new();
+        assert!(
+            ClipLogicalCodec::default()
+                .try_encode_table_provider(&"t".into(), Arc::new(empty), &mut buf)
+                .is_err()
+        );
+        let elsewhere = SessionContext::new_with_config(crate::session::session_config());
+        crate::session::register(&elsewhere).unwrap();
+        let tagged = |payload: &[u8]| {
+            let mut bytes = TAG.to_vec();
+            bytes.extend_from_slice(payload);
+            bytes
+        };
+        let err = ClipPhysicalCodec::default()
+            .try_decode(
+                &tagged(b"J{\"NotAScan\":{}}"),
+                &[],
+                &elsewhere.task_ctx(),
+                &datafusion_proto::physical_plan::DefaultPhysicalProtoConverter {},
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot decode an image table scan"), "{err}");
+        // A truncated in-memory table says so instead of panicking.
+        let err = ClipLogicalCodec::default()
+            .try_decode_table_provider(
+                &tagged(b"M\x02\0\0\0\x10"),
+                &"t".into(),
+                schema,
+                &elsewhere.task_ctx(),
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("truncated"), "{err}");
     }
 }

@@ -1,4 +1,4 @@
-//! The CUDA kernels of `crates/clip-model/src/ops/cuda/kernels/` run on the CPU: their f32
+//! The CUDA kernels of `src/ops/cuda/kernels/` run on the CPU: their f32
 //! instances are compiled with the host's C++ compiler against
 //! `tests/cuda_sim/cuda_sim.h` (threads and a barrier standing in for a
 //! block) and checked against plain double-precision loops by
@@ -11,8 +11,7 @@ use std::process::Command;
 
 #[test]
 fn cuda_kernels_match_plain_loops_on_the_cpu() {
-    let root = Path::new(crate::common::repo());
-    let sim = root.join("tests/cuda_sim");
+    let sim = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cuda_sim");
     let dir = tempfile::tempdir().unwrap();
     let binary = dir.path().join("kernels_on_cpu");
     let compiler = std::env::var("CXX").unwrap_or_else(|_| "c++".into());

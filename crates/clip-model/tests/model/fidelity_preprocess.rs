@@ -28,7 +28,7 @@ struct Cases {
 }
 
 fn fixtures() -> PathBuf {
-    Path::new(crate::common::repo()).join("tests/fixtures")
+    Path::new(crate::support::repo()).join("tests/fixtures")
 }
 
 fn cases() -> Cases {

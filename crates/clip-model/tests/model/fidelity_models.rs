@@ -1,5 +1,5 @@
-//! Embeddings, logits and zero-shot predictions against the reference
-//! implementations on the same random weights, for both weight layouts:
+//! Embeddings and logits against the reference implementations on the
+//! same random weights, for both weight layouts:
 //!
 //! - `models/hf_tiny`: transformers' `CLIPModel.save_pretrained`;
 //! - `models/open_clip_tiny`: open_clip's state dict in
@@ -8,16 +8,13 @@
 //! - `models/open_clip_resnet_tiny`: OpenAI's ModifiedResNet tower (the RN
 //!   family) with randomised BatchNorm statistics, open_clip layout.
 //!
-//! Written by `tests/fixtures/make_reference.py`. The full-size ViT-B/32,
-//! ViT-L/14 and RN50 cases are generated on demand (`make_reference.py full DIR`) and
-//! checked by the ignored test at the end:
-//! `CLIP_FULL_FIXTURES=DIR cargo test --release --test it fidelity_models -- --ignored --nocapture`.
+//! Written by the repository's `tests/fixtures/make_reference.py`. The
+//! zero-shot predictions through SQL on the same fixtures are checked by
+//! the whole product's tests (`tests/it/fidelity_zero_shot.rs`). The
+//! full-size ViT-B/32, ViT-L/14 and RN50 cases are generated on demand
+//! (`make_reference.py full DIR`) and checked by the ignored test at the end:
+//! `CLIP_FULL_FIXTURES=DIR cargo test --release -p clip-model --test model fidelity_models -- --ignored --nocapture`.
 
-use crate::common;
-
-use crate::common::max_abs_diff;
-
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{D, DType, Device, Tensor};
@@ -25,22 +22,20 @@ use clip_model::checkpoint::Layout;
 use clip_model::image::{CLIP_MEAN, CLIP_STD};
 use clip_model::{ClipModel, ClipTokenizer, ModelRef};
 use clip_model::{HubOptions, ModelFiles, fetch_files, load_model};
-use datafusion::arrow::array::{AsArray, StringArray};
-use datafusion::arrow::datatypes::Int32Type;
 
+use crate::support::{copy_of, max_abs_diff, repo};
+
+/// What `reference.json` says about the model and its inputs.
 #[derive(serde::Deserialize)]
 struct Reference {
     images: Vec<String>,
     image_size: usize,
     prompts: Vec<String>,
-    labels: Vec<String>,
-    templates: Vec<String>,
     logit_scale_exp: f32,
-    zero_shot_top5: Vec<Vec<usize>>,
 }
 
 fn fixtures() -> PathBuf {
-    Path::new(crate::common::repo()).join("tests/fixtures")
+    Path::new(repo()).join("tests/fixtures")
 }
 
 /// The model in `dir` through the real loader, as a SQL model argument is.
@@ -147,84 +142,6 @@ fn compare_embeddings(dir: &Path, layout: Layout) -> Measured {
     }
 }
 
-fn sql_list(items: &[String]) -> String {
-    let quoted: Vec<String> = items
-        .iter()
-        .map(|s| format!("'{}'", s.replace('\'', "''")))
-        .collect();
-    format!("[{}]", quoted.join(", "))
-}
-
-/// `clip_zero_shot` over the fixture images' bytes (our decoding and
-/// preprocessing, not the reference's pixels): top-1 and top-5 per image.
-async fn zero_shot_through_sql(dir: &Path, reference: &Reference) -> HashMap<String, Vec<usize>> {
-    let ctx = common::context();
-    let images = fixtures().join("images");
-    common::query(
-        &ctx,
-        &format!(
-            "CREATE EXTERNAL TABLE fixture_images STORED AS IMAGEFOLDER LOCATION '{}/'",
-            images.display()
-        ),
-    )
-    .await
-    .unwrap();
-    let sql = format!(
-        "SELECT path, clip_zero_shot('{}', image, {}, {}) AS p FROM fixture_images",
-        dir.display(),
-        sql_list(&reference.labels),
-        sql_list(&reference.templates)
-    );
-    let mut out = HashMap::new();
-    for batch in common::query(&ctx, &sql).await.unwrap() {
-        let paths = batch
-            .column(0)
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .unwrap();
-        let p = batch.column(1).as_struct();
-        let top5 = p.column_by_name("top5").unwrap().as_list::<i32>();
-        for row in 0..batch.num_rows() {
-            let name = paths.value(row).rsplit('/').next().unwrap().to_string();
-            let ranks = top5.value(row);
-            let ranks = ranks.as_primitive::<Int32Type>();
-            out.insert(name, ranks.values().iter().map(|&r| r as usize).collect());
-        }
-    }
-    out
-}
-
-/// Zero-shot top-1 and top-5 equal to the reference's on every fixture image.
-async fn compare_zero_shot(dir: &Path) {
-    let reference: Reference =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
-            .unwrap();
-    let ours = zero_shot_through_sql(dir, &reference).await;
-    // The folder may hold images added to the fixtures after the model's
-    // reference was written; every referenced one must be there.
-    let missing: Vec<&String> = reference
-        .images
-        .iter()
-        .filter(|image| !ours.contains_key(*image))
-        .collect();
-    assert!(missing.is_empty(), "not read: {missing:?}");
-    let mut differing = Vec::new();
-    for (image, expected) in reference.images.iter().zip(&reference.zero_shot_top5) {
-        if ours[image] != *expected {
-            differing.push(format!(
-                "{image}: ours {:?}, reference {expected:?}",
-                ours[image]
-            ));
-        }
-    }
-    assert!(
-        differing.is_empty(),
-        "{}: {}",
-        dir.display(),
-        differing.join("\n")
-    );
-}
-
 const TINY: [(&str, Layout); 4] = [
     ("hf_tiny", Layout::HuggingFace),
     ("open_clip_tiny", Layout::OpenClip),
@@ -254,13 +171,6 @@ fn embeddings_match_the_reference_in_both_layouts() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn zero_shot_top5_matches_the_reference_on_every_image() {
-    for (name, _) in TINY {
-        compare_zero_shot(&fixtures().join("models").join(name)).await;
-    }
-}
-
 #[test]
 fn safetensors_and_pickle_give_the_same_model() {
     let models = fixtures().join("models");
@@ -282,7 +192,7 @@ fn edited_copy(
     config_file: &str,
     edit: impl FnOnce(&mut serde_json::Value),
 ) -> tempfile::TempDir {
-    let dir = crate::common::copy_of(&fixtures().join("models").join(name));
+    let dir = copy_of(&fixtures().join("models").join(name));
     let path = dir.path().join(config_file);
     let mut config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
@@ -333,9 +243,9 @@ fn a_config_with_fewer_layers_than_the_weights_is_refused() {
 
 /// Full-size random ViT-B/32 and ViT-L/14 in both layouts, generated with
 /// `python tests/fixtures/make_reference.py full DIR`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[test]
 #[ignore = "needs CLIP_FULL_FIXTURES from make_reference.py full (several GB)"]
-async fn full_size_models_match_the_reference() {
+fn full_size_models_match_the_reference() {
     let root = PathBuf::from(
         std::env::var("CLIP_FULL_FIXTURES")
             .expect("set CLIP_FULL_FIXTURES to the directory make_reference.py full wrote"),
@@ -360,7 +270,6 @@ async fn full_size_models_match_the_reference() {
             m.image, m.text, m.logits
         );
         assert!(m.image < 1e-4 && m.text < 1e-4, "{name}");
-        compare_zero_shot(&dir).await;
         half_precision_report(&dir, &name);
     }
 }

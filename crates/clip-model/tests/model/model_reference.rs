@@ -3,9 +3,9 @@
 //! implementation must give the same embeddings. The Python reference
 //! fixtures of the fidelity suite go further; this needs no fixture.
 
-use crate::common;
+use crate::support;
 
-use crate::common::{max_abs_diff, tiny_model_dir};
+use crate::support::{max_abs_diff, tiny_model_dir};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::clip as reference;
@@ -62,8 +62,8 @@ fn towers_match_candle_transformers_clip_on_the_same_weights() {
 
     // Images: two preprocessed test pictures.
     let pre = Preprocessor::new(config.vision_config.image_size);
-    let mut pixels = pre.preprocess(&common::png_bytes(50, 40, 3)).unwrap();
-    pixels.extend(pre.preprocess(&common::jpeg_bytes(40, 60, 4)).unwrap());
+    let mut pixels = pre.preprocess(&support::png_bytes(50, 40, 3)).unwrap();
+    pixels.extend(pre.preprocess(&support::jpeg_bytes(40, 60, 4)).unwrap());
     let s = config.vision_config.image_size;
     let x = Tensor::from_vec(pixels, (2, 3, s, s), &Device::Cpu).unwrap();
     let a = ours.encode_image(&x).unwrap();
@@ -96,7 +96,7 @@ fn half_precision_stays_close_to_f32() {
     let f32_model = load_model(&files, &Device::Cpu, DType::F32).unwrap();
     let s = f32_model.config().vision_config.image_size;
     let pixels = Preprocessor::new(s)
-        .preprocess(&common::png_bytes(64, 64, 9))
+        .preprocess(&support::png_bytes(64, 64, 9))
         .unwrap();
     let x = Tensor::from_vec(pixels, (1, 3, s, s), &Device::Cpu).unwrap();
     let reference = f32_model.encode_image(&x).unwrap();

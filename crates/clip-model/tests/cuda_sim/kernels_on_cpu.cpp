@@ -8,9 +8,9 @@
 #include <random>
 #include <string>
 
-#include "../../crates/clip-model/src/ops/cuda/kernels/channels_last.cu"
-#include "../../crates/clip-model/src/ops/cuda/kernels/linear_epilogue.cu"
-#include "../../crates/clip-model/src/ops/cuda/kernels/packed_attention.cu"
+#include "../../src/ops/cuda/kernels/channels_last.cu"
+#include "../../src/ops/cuda/kernels/linear_epilogue.cu"
+#include "../../src/ops/cuda/kernels/packed_attention.cu"
 
 static std::mt19937 rng(20261127);
 
